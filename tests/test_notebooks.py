@@ -1,0 +1,105 @@
+"""The book's notebooks: structure checks, and each one executed at ``scale="smoke"``.
+
+Every notebook in ``notebooks/`` is run with papermill in a fresh kernel that uses this test
+process's Python (so the installed ``nanowire_utils`` is the one under test), from the notebook
+folder so that its relative paths (``../outputs``, ``../data``) resolve as they do for a reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+KERNEL_NAME = "python3"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _first_code_cell(nb):
+    return next((c for c in nb.cells if c.cell_type == "code"), None)
+
+
+def test_notebooks_exist():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_structure(path):
+    """First code cell is tagged ``parameters`` and sets ``scale``; no outputs are committed."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    first = _first_code_cell(nb)
+    assert first is not None, f"{path.name} has no code cell"
+    assert "parameters" in first.metadata.get("tags", []), (
+        f"{path.name}: the first code cell must be tagged 'parameters' for papermill"
+    )
+    assert re.search(r"^scale\s*=", first.source, flags=re.M), (
+        f"{path.name}: the parameters cell must define `scale`"
+    )
+    stored = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not stored, f"{path.name}: cells {stored} have stored outputs; clear them before committing"
+    assert nb.metadata.get("kernelspec", {}).get("name") == KERNEL_NAME, (
+        f"{path.name}: kernelspec must be {KERNEL_NAME!r} so that Jupyter Book and papermill find it"
+    )
+
+
+@pytest.fixture(scope="session")
+def venv_kernel(tmp_path_factory):
+    """A ``python3`` kernelspec that runs ``sys.executable``, first on JUPYTER_PATH.
+
+    A user-level kernel called ``python3`` (in ~/.local/share/jupyter) would otherwise shadow the
+    environment's own and run the notebooks with another interpreter.
+    """
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(root)] + ([old] if old else []))
+    yield KERNEL_NAME
+    if old is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_at_smoke_scale(path, tmp_path, venv_kernel, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / path.name
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(out),
+            parameters={"scale": "smoke"},
+            kernel_name=venv_kernel,
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        trace = _ANSI.sub("", "\n".join(err.traceback))
+        pytest.fail(
+            f"{path.name} failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}\n"
+            f"--- cell source ---\n{err.source}\n--- traceback ---\n{trace}\n"
+            f"(executed notebook: {out})",
+            pytrace=False,
+        )
