@@ -1,0 +1,65 @@
+"""Figure helpers: they draw what they are given and reject inputs that do not fit."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from nanowire_utils.plotting import instance_colors, intensity_histograms, overlay_masks, show_images
+
+
+def _masks():
+    masks = np.zeros((2, 20, 30), bool)
+    masks[0, 2:8, 3:25] = True
+    masks[1, 5:18, 10:14] = True
+    return masks
+
+
+def test_instance_colors_distinct_and_cycling():
+    colors = instance_colors(25)
+    assert colors.shape == (25, 3)
+    assert len({tuple(c) for c in colors[:20]}) == 20
+    np.testing.assert_array_equal(colors[0], colors[20])
+
+
+def test_overlay_colours_only_mask_pixels():
+    image = np.full((20, 30), 100, np.uint8)
+    image[0, 0] = 0  # give the image a range so it is not flat
+    ax = overlay_masks(image, _masks(), alpha=0.5)
+    shown = ax.get_images()[0].get_array()
+    assert shown.shape == (20, 30, 3)
+    outside = ~_masks().any(0)
+    # Outside every mask the pixels stay gray (R = G = B).
+    assert np.allclose(shown[outside][:, 0], shown[outside][:, 1])
+    inside = _masks()[0] & ~_masks()[1]
+    assert not np.allclose(shown[inside][:, 0], shown[inside][:, 1]) or not np.allclose(shown[inside][:, 1], shown[inside][:, 2])
+
+
+def test_overlay_rejects_mismatched_masks():
+    with pytest.raises(ValueError, match="masks must have shape"):
+        overlay_masks(np.zeros((10, 10)), _masks())
+    with pytest.raises(ValueError, match="alpha"):
+        overlay_masks(np.zeros((20, 30)), _masks(), alpha=2)
+
+
+def test_show_images_grid_and_titles():
+    fig, axes = show_images([np.zeros((4, 4))] * 5, titles=list("abcde"), ncols=3)
+    assert len(axes) == 6
+    assert [ax.get_title() for ax in axes[:5]] == list("abcde")
+    assert not axes[5].images
+    with pytest.raises(ValueError, match="titles"):
+        show_images([np.zeros((4, 4))], titles=["a", "b"])
+
+
+def test_intensity_histograms_share_scale():
+    u8 = np.full((10, 10), 255, np.uint8)
+    f = np.ones((10, 10), np.float32)
+    ax = intensity_histograms({"u8": u8, "float": f}, bins=10, log=False)
+    patches = ax.patches
+    assert len(patches) == 2
+    # Both images are at full scale: their histograms end in the same (last) bin.
+    xs = [p.get_xy()[:, 0] for p in patches]
+    assert np.isclose(max(xs[0]), 1.0) and np.isclose(max(xs[1]), 1.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["u8", "float"]
