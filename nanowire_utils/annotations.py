@@ -639,3 +639,52 @@ def parse_sketch(text: str) -> list[list[float]]:
         else:
             raise ValueError(f"sketch line {lineno}: unknown object kind {kind!r} (use W or P)")
     return polys
+
+
+def sketch_to_instances(text: str, height: int, width: int) -> Instances:
+    """Instances from a sketch (:func:`parse_sketch`), one per line, rasterised in an image of
+    ``height`` x ``width`` px; parts outside the image are cut off (no warning: wires that
+    leave the field of view are drawn past its edge on purpose)."""
+    masks = []
+    for k, poly in enumerate(parse_sketch(text)):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*outside.*clipped")
+            # rasterise without vertex clipping (exact cut at the border): pad, then crop
+            pad = 64
+            shifted = (np.asarray(poly, float).reshape(-1, 2) + pad).reshape(-1).tolist()
+            m = polygons_to_mask([shifted], height + 2 * pad, width + 2 * pad, where=f"sketch object {k}")
+        if m is None:
+            continue
+        m = m[pad:-pad, pad:-pad]
+        if m.any():
+            masks.append(m)
+    return _stack(masks, (height, width))
+
+
+#: The sample images the references annotate: file name, (height, width).
+_REFERENCE_IMAGES = {
+    "ptychography": ("Ptychography.png", (531, 449)),
+    "stxm": ("STXM.png", (531, 449)),
+    "sem": ("SEM_.png", (953, 1279)),
+}
+
+
+def build_reference(name: str, sketch_dir=None) -> Path:
+    """Rebuild the package's reference annotation ``name`` (COCO JSON, RLE masks) from its
+    hand-written sketch ``<sketch_dir>/<name>.txt`` (default: the ``sketches`` folder next to
+    the JSON files, kept in the repository). Run ``python -m nanowire_utils.annotations`` to
+    rebuild all three after editing a sketch."""
+    file_name, (h, w) = _REFERENCE_IMAGES[check_choice("name", name, REFERENCE_NAMES)]
+    sketch_dir = Path(sketch_dir) if sketch_dir else _REFERENCE_DIR / "sketches"
+    inst = sketch_to_instances((sketch_dir / f"{name}.txt").read_text(), h, w)
+    info = {
+        "description": f"Reference annotation of {file_name}, drawn by eye (book/annotation_protocol.md)",
+        "source": f"sketches/{name}.txt",
+    }
+    return write_coco(reference_path(name), [ImageAnnotation(file_name, h, w, inst)], encoding="rle", info=info)
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    for _name in REFERENCE_NAMES:
+        if (_REFERENCE_DIR / "sketches" / f"{_name}.txt").exists():
+            print(build_reference(_name), len(load_reference(_name)), "instances")
