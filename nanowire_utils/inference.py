@@ -25,16 +25,14 @@ Tiling
 An image much larger than the training images (either side above 1.5 x the training size,
 or whenever ``tile=N`` is given and the image exceeds it) is cut into overlapping square
 tiles of ``N`` pixels (default: the training size) that overlap by ``overlap`` pixels
-(default 64). Instances are merged by two rules:
-
-1. *Core rule*: the image is partitioned into one cell per tile, with the boundaries in the
-   middle of each overlap. An instance found in a tile is kept only if the centre of its box
-   lies in that tile's cell, so a wire seen whole by two neighbouring tiles is kept once.
-2. *Duplicate rule*: a wire crossing a cell boundary can still be found by both tiles, once
-   cut by a tile edge. Two instances **from different tiles** are duplicates if their masks
-   have IoU >= ``merge_iou`` (0.5) or if the smaller mask lies at least ``merge_contain``
-   (80 %) inside the other; of each duplicate pair only the higher-scoring instance is kept
-   (greedily, best score first).
+(default 64). The model runs on each tile; its instances are pooled and merged by one rule
+(:func:`merge_tile_instances`): two instances from *different* tiles are the same object
+when, inside the region both tiles saw, their masks have IoU >= 0.5; the object's mask is
+the union of its pieces and its score the highest of theirs. Instances of the same tile are
+never merged (the model's own NMS already separated them). Comparing only inside the shared
+region matters for wires longer than the overlap: each tile sees a different cut-off piece,
+which agree only where both tiles looked; keeping the higher-scoring piece alone would lose
+the rest of the wire.
 
 Masks are returned at the full image size.
 """
@@ -123,6 +121,9 @@ def to_gray01(image, modality: str | None = None) -> np.ndarray:
     arr = _as_array(image)
     if modality is not None:
         out = preprocess(arr, modality)
+    elif arr.ndim == 2 and np.issubdtype(arr.dtype, np.unsignedinteger):
+        # Bit for bit what the training data loader does (nanowire_utils.dataset.load_image).
+        out = arr.astype(np.float32) / np.float32(np.iinfo(arr.dtype).max)
     else:
         out = to_gray_float(arr)
     return np.ascontiguousarray(out, dtype=np.float32)
@@ -143,97 +144,101 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def _cells(starts: list[int], tile: int, length: int) -> list[tuple[float, float]]:
-    """Core cell [lo, hi) of each tile: boundaries in the middle of each overlap."""
-    ends = [min(s + tile, length) for s in starts]
-    bounds = [0.0] + [(starts[i + 1] + ends[i]) / 2.0 for i in range(len(starts) - 1)] + [float(length)]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(starts))]
+def merge_tile_instances(instances: Instances, groups, windows, merge_iou: float = 0.5) -> Instances:
+    """Merge instances found in overlapping tiles into one instance per object.
 
+    Parameters
+    ----------
+    instances:
+        Instances with full-image masks, pooled from all tiles.
+    groups:
+        The tile each instance came from (one label per instance).
+    windows:
+        Each instance's tile window ``(y0, y1, x0, x1)`` in image pixels.
+    merge_iou:
+        Two instances of different tiles are the same object when, inside the region both
+        their tiles saw, their masks have IoU >= ``merge_iou``.
 
-def _pair_overlap(masks: np.ndarray, boxes: np.ndarray, i: int, j: int) -> tuple[float, float]:
-    """(IoU, intersection / smaller area) of masks i and j, computed inside their box overlap."""
-    x0 = int(max(np.floor(boxes[i, 0]), np.floor(boxes[j, 0])))
-    y0 = int(max(np.floor(boxes[i, 1]), np.floor(boxes[j, 1])))
-    x1 = int(min(np.ceil(boxes[i, 2]), np.ceil(boxes[j, 2])))
-    y1 = int(min(np.ceil(boxes[i, 3]), np.ceil(boxes[j, 3])))
-    if x1 <= x0 or y1 <= y0:
-        return 0.0, 0.0
-    inter = int(np.count_nonzero(masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1]))
-    if inter == 0:
-        return 0.0, 0.0
-    a, b = int(masks[i].sum()), int(masks[j].sum())
-    return inter / (a + b - inter), inter / max(1, min(a, b))
-
-
-def merge_duplicates(
-    instances: Instances, groups=None, merge_iou: float = 0.5, merge_contain: float = 0.8
-) -> Instances:
-    """Drop duplicate instances, keeping the higher-scoring one of each duplicate pair.
-
-    Two instances are duplicates when their masks have IoU >= ``merge_iou`` or when the
-    smaller mask lies at least ``merge_contain`` inside the other. With ``groups`` (one label
-    per instance, e.g. the tile it came from) only instances of different groups can be
-    duplicates: within one tile the model's own NMS has already decided. Greedy in order of
-    decreasing score, like NMS.
+    Greedy in order of decreasing score: each instance joins the best-matching object found
+    so far (its mask is added to the object's, the object keeps the highest score), or starts
+    a new object. Instances of the same tile never merge (the model's own NMS separated them).
+    Comparing masks only where both tiles saw the image is what lets the two pieces of a wire
+    longer than the overlap be recognised as one: elsewhere each tile's piece is cut off.
+    Boxes are recomputed from the merged masks.
     """
+    windows = np.asarray(windows, dtype=int).reshape(len(instances), 4)
+    pieces = [
+        (instances.masks[i, y0:y1, x0:x1], (y0, y1, x0, x1), float(instances.scores[i]), g)
+        for i, ((y0, y1, x0, x1), g) in enumerate(zip(windows, groups))
+    ]
+    return _merge_pieces(pieces, instances.image_shape, merge_iou)
+
+
+def _merge_pieces(pieces, shape, merge_iou: float) -> Instances:
+    """Greedy merge of tile pieces ``(local mask, window, score, tile)``; see merge_tile_instances."""
     check_range("merge_iou", merge_iou, 0, 1, low_inclusive=False)
-    check_range("merge_contain", merge_contain, 0, 1, low_inclusive=False)
-    n = len(instances)
-    if n < 2:
-        return instances
-    groups = None if groups is None else np.asarray(groups)
-    order = np.argsort(-instances.scores, kind="stable")
-    kept: list[int] = []
-    for i in order:
-        dup = False
-        for k in kept:
-            if groups is not None and groups[k] == groups[i]:
+    if not pieces:
+        return Instances.empty(tuple(shape))
+    objects: list[dict] = []
+    for local, win, score, group in sorted(pieces, key=lambda p: -p[2]):
+        best, best_iou = None, merge_iou
+        for obj in objects:
+            if group in obj["groups"]:
                 continue
-            iou, contain = _pair_overlap(instances.masks, instances.boxes, i, k)
-            if iou >= merge_iou or contain >= merge_contain:
-                dup = True
-                break
-        if not dup:
-            kept.append(int(i))
-    return instances.subset(np.array(sorted(kept, key=lambda t: -instances.scores[t]), dtype=int))
+            iou = _zone_iou(local, win, obj["mask"], obj["windows"])
+            if iou >= best_iou:
+                best, best_iou = obj, iou
+        y0, y1, x0, x1 = win
+        if best is None:
+            best = {"mask": np.zeros(shape, bool), "score": score, "groups": set(), "windows": []}
+            objects.append(best)
+        best["mask"][y0:y1, x0:x1] |= local
+        best["groups"].add(group)
+        best["windows"].append(win)
+    masks = np.stack([o["mask"] for o in objects])
+    return Instances.from_masks(masks, np.array([o["score"] for o in objects], np.float32))
+
+
+def _zone_iou(local, window, full_b, windows_b) -> float:
+    """IoU of a tile piece (``local`` mask in ``window``) and a full-image mask, counted only
+    where ``window`` overlaps one of ``windows_b``."""
+    wy0, wy1, wx0, wx1 = window
+    zone = np.zeros(local.shape, bool)
+    for y0, y1, x0, x1 in windows_b:
+        ry0, ry1, rx0, rx1 = max(wy0, y0), min(wy1, y1), max(wx0, x0), min(wx1, x1)
+        if ry0 < ry1 and rx0 < rx1:
+            zone[ry0 - wy0 : ry1 - wy0, rx0 - wx0 : rx1 - wx0] = True
+    if not zone.any():
+        return 0.0
+    a = local & zone
+    b = full_b[wy0:wy1, wx0:wx1] & zone
+    inter = np.count_nonzero(a & b)
+    if inter == 0:
+        return 0.0
+    return inter / np.count_nonzero(a | b)
 
 
 def predict_tiled(
-    predict_fn, gray: np.ndarray, tile: int, overlap: int = DEFAULT_OVERLAP,
-    merge_iou: float = 0.5, merge_contain: float = 0.8,
+    predict_fn, gray: np.ndarray, tile: int, overlap: int = DEFAULT_OVERLAP, merge_iou: float = 0.5,
 ) -> Instances:
     """Run ``predict_fn(gray_tile) -> Instances`` over overlapping tiles and merge the results.
 
-    ``gray`` is the (H, W) model-ready image; ``tile`` and ``overlap`` are in pixels. See the
-    module docstring for the merge rules. Returns Instances with full-image (H, W) masks.
+    ``gray`` is the (H, W) model-ready image; ``tile`` and ``overlap`` are in pixels. The
+    pieces are merged as :func:`merge_tile_instances` describes. Returns Instances with
+    full-image (H, W) masks.
     """
     check_range("tile", tile, 32, None, unit="px")
     check_range("overlap", overlap, 0, tile / 2, high_inclusive=False, unit="px")
     h, w = gray.shape
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    ycells, xcells = _cells(ys, tile, h), _cells(xs, tile, w)
-    masks, boxes, scores, groups = [], [], [], []
+    pieces = []
     for iy, y0 in enumerate(ys):
         for ix, x0 in enumerate(xs):
-            sub = gray[y0 : y0 + tile, x0 : x0 + tile]
-            inst = predict_fn(np.ascontiguousarray(sub))
-            if not len(inst):
-                continue
-            cx = (inst.boxes[:, 0] + inst.boxes[:, 2]) / 2 + x0
-            cy = (inst.boxes[:, 1] + inst.boxes[:, 3]) / 2 + y0
-            (ylo, yhi), (xlo, xhi) = ycells[iy], xcells[ix]
-            keep = (cx >= xlo) & (cx < xhi) & (cy >= ylo) & (cy < yhi)
-            for k in np.nonzero(keep)[0]:
-                full = np.zeros((h, w), bool)
-                full[y0 : y0 + sub.shape[0], x0 : x0 + sub.shape[1]] = inst.masks[k]
-                masks.append(full)
-                boxes.append(inst.boxes[k] + np.array([x0, y0, x0, y0], np.float32))
-                scores.append(inst.scores[k])
-                groups.append(iy * len(xs) + ix)
-    if not masks:
-        return Instances.empty((h, w))
-    merged = Instances(np.stack(masks), np.stack(boxes), np.array(scores, np.float32))
-    return merge_duplicates(merged, groups, merge_iou=merge_iou, merge_contain=merge_contain)
+            sub = np.ascontiguousarray(gray[y0 : y0 + tile, x0 : x0 + tile])
+            inst = predict_fn(sub)
+            win = (y0, y0 + sub.shape[0], x0, x0 + sub.shape[1])
+            pieces.extend((inst.masks[k], win, float(inst.scores[k]), iy * len(xs) + ix) for k in range(len(inst)))
+    return _merge_pieces(pieces, (h, w), merge_iou)
 
 
 # --------------------------------------------------------------------------------------
