@@ -302,6 +302,17 @@ def _assemble_split(job: _Job, split: str, ids: list[int], params: dict) -> int:
     return n_ann
 
 
+def _pool_context():
+    """Process start method: forkserver (safe when the caller has threads, e.g. torch), with the
+    heavy imports preloaded once in the server so each worker starts in milliseconds."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["nanowire_utils.dataset", "nanowire_utils.geometry", "nanowire_utils.projection",
+                                "nanowire_utils.rendering", "nanowire_utils.voxels", "PIL.PngImagePlugin"])
+    return ctx
+
+
 def _default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -388,7 +399,7 @@ def write_dataset(
                 job.run(image_id)
                 bar.update()
         elif todo:
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            ctx = _pool_context()
             chunk = max(1, min(8, len(todo) // (workers * 4)))
             with ctx.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
                 for _ in pool.imap_unordered(_run_one, todo, chunksize=chunk):
