@@ -117,3 +117,48 @@ def intensity_histograms(images: Mapping[str, np.ndarray], ax=None, bins: int = 
     ax.set_ylabel("density")
     ax.legend(frameon=False)
     return ax
+
+
+def lognormal_pdf(x: np.ndarray, mean: float, std: float, value_range: tuple[float, float]) -> np.ndarray:
+    """Density of a log-normal with the given ``mean`` and ``std``, truncated to ``value_range``.
+
+    This is the distribution :class:`~nanowire_utils.geometry.NetworkParams` documents for wire
+    lengths and widths (drawn log-normal, redrawn until inside the range), so a histogram of
+    generated values can be compared with what was asked for. Units are those of ``x``.
+    """
+    if mean <= 0 or std <= 0:
+        raise ValueError(f"mean and std must be > 0, got mean={mean}, std={std}")
+    lo, hi = value_range
+    sigma2 = np.log1p((std / mean) ** 2)
+    mu = np.log(mean) - sigma2 / 2
+    grid = np.linspace(lo, hi, 2001)
+
+    def raw(v):
+        v = np.asarray(v, dtype=float)
+        out = np.zeros_like(v)
+        pos = v > 0
+        out[pos] = np.exp(-((np.log(v[pos]) - mu) ** 2) / (2 * sigma2)) / (v[pos] * np.sqrt(2 * np.pi * sigma2))
+        return out
+
+    norm = np.trapezoid(raw(grid), grid) if hasattr(np, "trapezoid") else np.trapz(raw(grid), grid)
+    x = np.asarray(x, dtype=float)
+    return np.where((x >= lo) & (x <= hi), raw(x) / norm, 0.0)
+
+
+def hist_vs_expected(values, expected_x, expected_pdf, ax=None, bins: int = 30, xlabel: str = "", label: str = "generated"):
+    """Histogram of generated ``values`` (as a density) with the requested density drawn over it.
+
+    ``expected_x`` and ``expected_pdf`` are the curve of the distribution that was asked for
+    (e.g. from :func:`lognormal_pdf`). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    values = np.asarray(values, dtype=float)
+    ax.hist(values, bins=bins, density=True, alpha=0.6, color="tab:blue", label=f"{label} (n={len(values)})")
+    ax.plot(expected_x, expected_pdf, color="black", lw=1.8, label="requested")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(frameon=False, fontsize=8)
+    return ax

@@ -63,3 +63,31 @@ def test_intensity_histograms_share_scale():
     xs = [p.get_xy()[:, 0] for p in patches]
     assert np.isclose(max(xs[0]), 1.0) and np.isclose(max(xs[1]), 1.0)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["u8", "float"]
+
+
+def test_lognormal_pdf_integrates_to_one_and_matches_moments():
+    from nanowire_utils.plotting import lognormal_pdf
+
+    x = np.linspace(0, 2000, 200001)
+    pdf = lognormal_pdf(x, 220.0, 100.0, (1e-6, 5000.0))
+    integrate = getattr(np, "trapezoid", None) or np.trapz
+    assert integrate(pdf, x) == pytest.approx(1.0, abs=1e-3)
+    # Nearly untruncated: mean and std are the requested ones.
+    mean = integrate(x * pdf, x)
+    std = np.sqrt(integrate((x - mean) ** 2 * pdf, x))
+    assert mean == pytest.approx(220.0, rel=0.01)
+    assert std == pytest.approx(100.0, rel=0.02)
+    # Truncated: zero outside the range, still a density.
+    pdf = lognormal_pdf(x, 220.0, 100.0, (40.0, 520.0))
+    assert pdf[x < 40].max() == 0 and pdf[x > 520].max() == 0
+    assert integrate(pdf, x) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError):
+        lognormal_pdf(x, -1, 1, (0, 1))
+
+
+def test_hist_vs_expected_draws_both():
+    from nanowire_utils.plotting import hist_vs_expected
+
+    ax = hist_vs_expected(np.random.default_rng(0).normal(5, 1, 100), [3, 5, 7], [0.1, 0.4, 0.1], xlabel="x")
+    assert len(ax.lines) == 1 and len(ax.patches) > 0
+    assert ax.get_xlabel() == "x"
