@@ -89,15 +89,21 @@ def sample_path(name: str) -> Path:
         return path
     import pooch
 
-    return Path(
-        pooch.retrieve(
-            BASE_URL + info["file"],
-            known_hash="sha256:" + info["sha256"],
-            fname=info["file"],
-            path=pooch.os_cache("nanowire_utils"),
-            progressbar=False,
+    try:
+        return Path(
+            pooch.retrieve(
+                BASE_URL + info["file"],
+                known_hash="sha256:" + info["sha256"],
+                fname=info["file"],
+                path=pooch.os_cache("nanowire_utils"),
+                progressbar=False,
+            )
         )
-    )
+    except OSError as err:  # requests' connection errors are OSErrors
+        raise FileNotFoundError(
+            f"could not download {info['file']} from {BASE_URL} ({type(err).__name__}; no network?). "
+            f"Download it elsewhere and set {ENV_VAR} to the folder holding it"
+        ) from None
 
 
 def load_sample(name: str, as_gray: bool = True) -> np.ndarray:

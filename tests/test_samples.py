@@ -39,3 +39,13 @@ def test_corrupt_copy_is_rejected(tmp_path, monkeypatch):
 def test_unknown_name():
     with pytest.raises(ValueError, match="ptychography"):
         samples.sample_path("tem")
+
+
+def test_download_failure_gives_clear_error(monkeypatch, tmp_path):
+    import pooch
+
+    monkeypatch.delenv(samples.ENV_VAR, raising=False)
+    monkeypatch.setattr(samples, "BASE_URL", "http://127.0.0.1:9/none/")  # nothing listens there
+    monkeypatch.setattr(pooch, "os_cache", lambda name: tmp_path)
+    with pytest.raises(FileNotFoundError, match=samples.ENV_VAR):
+        samples.sample_path("stxm")
