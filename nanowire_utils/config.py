@@ -436,10 +436,9 @@ class TrainConfig:
         steps = v["SOLVER.STEPS"]
         if list(steps) != sorted(steps):
             raise ValueError(f"SOLVER.STEPS must be increasing, got {steps}")
-        if v["SOLVER.EPOCHS"] is None and steps and steps[-1] >= v["SOLVER.MAX_ITER"]:
-            raise ValueError(
-                f"SOLVER.STEPS {steps} must lie below SOLVER.MAX_ITER={v['SOLVER.MAX_ITER']}; lower the steps or raise MAX_ITER"
-            )
+        if v["SOLVER.EPOCHS"] is None and steps and steps[-1] >= v["SOLVER.MAX_ITER"] and v["SOLVER.MAX_MINUTES"] == 0:
+            # allowed (a run stopped early and continued later keeps its schedule), but worth a word
+            log.warning("SOLVER.STEPS %s reach beyond SOLVER.MAX_ITER=%s: those LR steps never happen in this run", steps, v["SOLVER.MAX_ITER"])
         if v["MODEL.RESNETS.NORM"] == "FrozenBN" and not v["MODEL.WEIGHTS"]:
             raise ValueError(
                 "MODEL.RESNETS.NORM='FrozenBN' with MODEL.WEIGHTS='' would freeze random weights; "

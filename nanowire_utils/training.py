@@ -494,7 +494,6 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             scaler.load_state_dict(ckpt["scaler"])
         start_iter = int(ckpt["iteration"])
         elapsed_before = float(ckpt.get("elapsed_s", 0.0))
-        _set_rng_state(ckpt.get("rng", {}).get(str(D.rank), {}))
 
     ddp_model = model
     if D.world > 1:
@@ -580,6 +579,9 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
     log_period = max(1, min(20, max_iter // 50 or 1))
     ckpt_period = cfg["SOLVER.CHECKPOINT_PERIOD"]
     eval_period = cfg["TEST.EVAL_PERIOD"]
+    batches = iter(loader)  # creating the iterator draws from torch's RNG: do it before restoring it
+    if ckpt is not None:
+        _set_rng_state(ckpt.get("rng", {}).get(str(D.rank), {}))
     t_start = time.perf_counter()
     it = start_iter
     stopped_by = "max_iter"
@@ -596,7 +598,7 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             e = float(t.item())
         return e
 
-    for images, targets in loader:
+    for images, targets in batches:
         elapsed = elapsed_now()
         if budget_s > 0 and elapsed >= budget_s:
             stopped_by = "time budget"

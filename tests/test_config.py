@@ -1,0 +1,122 @@
+"""The configuration vocabulary: detectron2 keys, checks, presets, epochs, JSON."""
+
+import json
+
+import pytest
+
+from nanowire_utils.config import (
+    DEFAULTS,
+    KEYS,
+    PRESET_NAMES,
+    TrainConfig,
+    apply_epochs,
+    dataset_spec,
+    epochs_to_iterations,
+    paper_table1,
+    torchvision_mapping,
+)
+
+
+def test_unknown_key_suggests_closest():
+    cfg = TrainConfig.from_preset("smoke")
+    with pytest.raises(ValueError, match=r"did you mean SOLVER\.BASE_LR"):
+        cfg.set("SOLVER.BASE_LRR", 0.1)
+    with pytest.raises(ValueError, match=r"did you mean SOLVER\.BASE_LR"):
+        cfg.set("BASE_LR=0.1")
+    with pytest.raises(ValueError, match=r"MODEL\.ROI_HEADS\.BATCH_SIZE_PER_IMAGE"):
+        TrainConfig.from_preset("smoke", **{"MODEL.ROI_HEAD.BATCH_SIZE_PER_IMAGE": 128})
+
+
+@pytest.mark.parametrize("lr", [0, -0.01, "fast"])
+def test_bad_learning_rate(lr):
+    with pytest.raises(ValueError, match="SOLVER.BASE_LR"):
+        TrainConfig.from_preset("smoke", **{"SOLVER.BASE_LR": lr})
+
+
+@pytest.mark.parametrize("key,value", [("SOLVER.IMS_PER_BATCH", 0), ("SOLVER.IMS_PER_BATCH", 2.5), ("MODEL.RESNETS.DEPTH", 42),
+                                       ("MODEL.RPN.IOU_THRESHOLDS", [0.3]), ("MODEL.RPN.NMS_THRESH", 1.5), ("ENGINE", "keras")])
+def test_bad_values_name_the_key(key, value):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        TrainConfig.from_preset("smoke").set(key, value)
+
+
+def test_cross_key_checks():
+    with pytest.raises(ValueError, match="FrozenBN"):
+        TrainConfig.from_preset("smoke", **{"MODEL.RESNETS.NORM": "FrozenBN"})
+    with pytest.raises(ValueError, match="FREEZE_AT"):
+        TrainConfig.from_preset("smoke", **{"MODEL.BACKBONE.FREEZE_AT": 2})
+    with pytest.raises(ValueError, match="background <= foreground"):
+        TrainConfig.from_preset("smoke", **{"MODEL.RPN.IOU_THRESHOLDS": [0.8, 0.6]})
+    with pytest.raises(ValueError, match="divisible"):
+        TrainConfig.from_preset("smoke", **{"SOLVER.IMS_PER_BATCH": 3}).per_process_batch(2)
+
+
+def test_set_parses_cli_strings_and_chains():
+    cfg = TrainConfig.from_preset("smoke")
+    cfg.set("SOLVER.MAX_ITER=50").set("MODEL.RPN.IOU_THRESHOLDS=[0.3, 0.6]").set("MODEL.WEIGHTS=/tmp/x.pth")
+    assert cfg["SOLVER.MAX_ITER"] == 50
+    assert cfg["MODEL.RPN.IOU_THRESHOLDS"] == [0.3, 0.6]
+    assert cfg["MODEL.WEIGHTS"] == "/tmp/x.pth"
+    cfg2 = TrainConfig.from_preset("smoke", SOLVER__BASE_LR=0.005)
+    assert cfg2["SOLVER.BASE_LR"] == 0.005
+
+
+def test_epochs_conversion_shows_arithmetic():
+    iters, text = epochs_to_iterations(500, 800, 8)
+    assert iters == 50000
+    assert "500 epochs x 800 training images / 8 images per batch = 50000 iterations" == text
+    assert epochs_to_iterations(1, 5, 2)[0] == 3  # rounds up: every image seen
+    cfg = TrainConfig.from_preset("smoke", **{"SOLVER.EPOCHS": 10, "SOLVER.MAX_ITER": 100, "SOLVER.STEPS": [80]})
+    new, text = apply_epochs(cfg, n_train=40)
+    assert new["SOLVER.MAX_ITER"] == 200 and new["SOLVER.STEPS"] == [160]
+    assert "10 epochs x 40" in text
+    assert cfg["SOLVER.MAX_ITER"] == 100  # the original is untouched
+    assert apply_epochs(TrainConfig.from_preset("smoke"), 40)[1] is None
+
+
+def test_json_round_trip(tmp_path):
+    cfg = TrainConfig.from_preset("cpu", **{"SOLVER.BASE_LR": 0.01})
+    path = tmp_path / "config.json"
+    cfg.to_json(path, extra={"_weights": {"source": "scratch"}})
+    back = TrainConfig.from_json(path)
+    assert back == cfg and back.preset == "cpu"
+    assert back.extra["_weights"]["source"] == "scratch"
+    nested = {"SOLVER": {"BASE_LR": 0.03}, "MODEL": {"RESNETS": {"DEPTH": 18, "NORM": "GN"}, "WEIGHTS": "", "BACKBONE": {"FREEZE_AT": 0}}}
+    assert TrainConfig.from_dict(nested)["SOLVER.BASE_LR"] == 0.03
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        TrainConfig.from_json(path)
+
+
+def test_presets_are_valid_and_name_their_dataset():
+    import torch
+
+    for name in PRESET_NAMES:
+        cfg = TrainConfig.from_preset(name)
+        spec = dataset_spec(name)
+        assert spec["n_images"] >= 1 and spec["generator_preset"]
+        assert cfg.preset in ("smoke", "cpu", "paper")
+    assert TrainConfig.from_preset("auto").preset == ("paper" if torch.cuda.is_available() else "cpu")
+    paper = TrainConfig.from_preset("paper")
+    row8 = paper_table1()[7]
+    assert paper["SOLVER.BASE_LR"] == row8["LR"]
+    assert paper["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"] == row8["ROI head"]
+    assert paper["MODEL.RPN.IOU_THRESHOLDS"][1] == row8["IoU thr"]
+    assert paper["MODEL.RPN.NMS_THRESH"] == row8["NMS"]
+    assert paper["SOLVER.EPOCHS"] == row8["Epochs"] and paper["DATASET.N_IMAGES"] == row8["Dataset size"]
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig.from_preset("huge")
+
+
+def test_mapping_table_covers_every_key_and_reports_ignored():
+    rows = torchvision_mapping()
+    assert [r["key"] for r in rows] == [k.name for k in KEYS]
+    assert all(r["torchvision"] for r in rows)
+    ignored = {r["key"] for r in rows if r["ignored_by_torchvision"]}
+    assert "MODEL.MASK_ON" in ignored and "SOLVER.BASE_LR" not in ignored
+    cfg = TrainConfig.from_preset("smoke")
+    assert cfg.ignored_by_torchvision() == {}
+    cfg.set("MODEL.MASK_ON", False)
+    assert cfg.ignored_by_torchvision() == {"MODEL.MASK_ON": False}
+    json.dumps(rows)  # the table is plain data
+    assert set(DEFAULTS) == {r["key"] for r in rows}
