@@ -18,7 +18,10 @@ Decisions where the paper is ambiguous (both alternatives are available):
   black, unlike the real ptychography image, where single wires are mid-gray to bright on a
   black background and only overlaps saturate. The default ``normalization="max"`` divides by
   the image's largest (blurred) summed thickness, so the thickest overlap is white and a
-  single wire is a fraction of it; ``"height"`` is the literal domain-height reading and
+  single wire is a fraction of it. Measured on 10 "paper" images vs the ptychography
+  sample, gray-value quartiles of the pixels above 40: "max" 62 / 94 / 130, real
+  71 / 109 / 156, "height" 30 / 32 / 34 (and only 0.7 % of pixels above 40 instead of
+  14 %, real 27 %). ``"height"`` is the literal domain-height reading and
   ``"fixed"`` divides by a constant ``reference_thickness`` (voxels) and clips, which keeps
   gray values comparable between images.
 
