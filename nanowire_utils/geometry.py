@@ -132,8 +132,9 @@ class NetworkParams:
         and the lateral gap range between neighbours (voxels).
     clump_prob, clump_size, clump_radius, clump_length_scale:
         Probability that an event is a small clump of short, randomly oriented wires,
-        its size range, the radius (voxels) within which their centres lie and the
-        factor applied to their drawn lengths.
+        its size range, the radius (voxels) within which their centres lie around the
+        first one's and the factor applied to their drawn lengths (never below half of
+        ``length_range[0]``).
     max_attempts:
         How many positions are tried for a wire before the domain is declared too thin.
     """
@@ -365,12 +366,6 @@ class Wire:
             return self.thickness * (1.0 + self.roughness_amplitude * math.sqrt(2 * _ROUGH_K))
         return self.thickness
 
-    def top(self) -> float:
-        """Upper bound of the wire's highest point (voxels)."""
-        ct = math.cos(math.radians(self.tilt))
-        st = abs(math.sin(math.radians(self.tilt)))
-        return self.center[2] + (self.max_thickness - self.thickness / 2) / ct + self.length / 2 * st
-
 
 @dataclass
 class Network:
@@ -388,7 +383,7 @@ class Network:
     wires: list[Wire] = field(default_factory=list)
     # Filled by generate_network: per-wire columns already computed while depositing,
     # reused by project_network when the wires are unchanged.
-    _cache: dict | None = field(default=None, repr=False, compare=False)
+    _cache: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_wires(self) -> int:
@@ -463,11 +458,10 @@ def wire_bbox(wire: Wire) -> tuple[float, float, float, float]:
     """Axis-aligned (x_min, x_max, y_min, y_max) of the footprint, unclipped (voxels)."""
     ca, sa, _, _ = _frame(wire)
     h0, h1, e0, e1 = wire_rect(wire)
-    hs = np.array([h0, h0, h1, h1])
-    es = np.array([e0, e1, e0, e1])
-    xs = wire.center[0] + hs * ca + es * sa
-    ys = wire.center[1] - hs * sa + es * ca
-    return xs.min(), xs.max(), ys.min(), ys.max()
+    xs = [h * ca + e * sa for h in (h0, h1) for e in (e0, e1)]
+    ys = [e * ca - h * sa for h in (h0, h1) for e in (e0, e1)]
+    cx, cy = wire.center[0], wire.center[1]
+    return cx + min(xs), cx + max(xs), cy + min(ys), cy + max(ys)
 
 
 def wire_columns(wire: Wire, shape: tuple[int, int], z_center: float | None = None):
@@ -486,7 +480,7 @@ def wire_columns(wire: Wire, shape: tuple[int, int], z_center: float | None = No
     Returns
     -------
     rows, cols:
-        int arrays, the pixels whose vertical line meets the wire.
+        int arrays, the pixels whose vertical line meets the wire (row-major order).
     z_lo, z_hi:
         float64 arrays, the z interval (voxels) where that line is inside the wire.
     """
@@ -503,47 +497,68 @@ def wire_columns(wire: Wire, shape: tuple[int, int], z_center: float | None = No
     if r1 < r0:
         return empty, empty, np.empty(0), np.empty(0)
     rows = np.arange(r0, r1 + 1)
-    dy = rows + 0.5 - cy
-    # Per row, x interval where h0 <= h <= h1 and e0 <= eta <= e1 (two slabs in x).
-    xl = np.full(rows.shape, 0.0)
+    dy = rows + (0.5 - cy)
+    # Per row, the x interval where h0 <= h <= h1 and e0 <= eta <= e1 (two slabs in x;
+    # the rectangle is padded by a voxel, exact membership is tested per pixel below).
+    xl = np.zeros(rows.shape)
     xr = np.full(rows.shape, float(n_cols))
-    for coef, off, lo, hi in ((ca, -dy * sa, h0, h1), (sa, dy * ca, e0, e1)):
+    for coef, off, lo, hi in ((ca, dy * -sa, h0, h1), (sa, dy * ca, e0, e1)):
         if abs(coef) > 1e-9:
-            a_ = (lo - off) / coef
-            b_ = (hi - off) / coef
-            xl = np.maximum(xl, cx + np.minimum(a_, b_))
-            xr = np.minimum(xr, cx + np.maximum(a_, b_))
+            a_ = (lo - off) * (1.0 / coef)
+            b_ = (hi - off) * (1.0 / coef)
+            if coef < 0:
+                a_, b_ = b_, a_
+            np.maximum(xl, a_ + cx, out=xl)
+            np.minimum(xr, b_ + cx, out=xr)
         else:
-            inside = (off >= lo) & (off <= hi)
-            xr = np.where(inside, xr, -1.0)
+            xr[(off < lo) | (off > hi)] = -1.0
     c0 = np.maximum(np.floor(xl - 0.5), 0).astype(np.int64)
-    c1 = np.minimum(np.ceil(xr - 0.5), n_cols - 1).astype(np.int64)
-    n = np.maximum(c1 - c0 + 1, 0)
+    n = np.minimum(np.ceil(xr - 0.5), n_cols - 1).astype(np.int64) - c0 + 1
+    np.maximum(n, 0, out=n)
     total = int(n.sum())
     if total == 0:
         return empty, empty, np.empty(0), np.empty(0)
     rr = np.repeat(rows, n)
-    starts = np.cumsum(n) - n
-    cc = np.arange(total) - np.repeat(starts - c0, n)
-    x = cc + 0.5
-    y = rr + 0.5
-    h = (x - cx) * ca - (y - cy) * sa
-    eta = (x - cx) * sa + (y - cy) * ca
-    s, a = arc_coords(wire, h / ct, eta)
-    w, t = wire.section_profile(s)
-    r = np.abs(a) * (2.0 / w)
-    half_t = 0.5 * t
+    # cc = c0 of its row + running offset within the row.
+    cc = np.arange(total) - np.repeat(np.cumsum(n) - n - c0, n)
+    # h and eta are linear in the column index with a per-row offset.
+    h = cc * ca + np.repeat(dy * -sa + (0.5 - cx) * ca, n)
+    eta = cc * sa + np.repeat(dy * ca + (0.5 - cx) * sa, n)
+    xi = h * (1.0 / ct) if ct != 1.0 else h
+    s, a = arc_coords(wire, xi, eta)
+    half_len = wire.length / 2
+    varying = wire.taper > 0 or wire.roughness_amplitude > 0
+    if varying:
+        w, t = wire.section_profile(s)
+        r = np.abs(a) * 2.0 / w
+        half_t = 0.5 * t
+    else:
+        r = np.abs(a) * (2.0 / wire.width)
+        half_t = 0.5 * wire.thickness
     if wire.cross_section == "rectangular":
-        e = np.where(r < 1.0, half_t, 0.0)
+        keep = r < 1.0
+        e = half_t
     elif wire.cross_section == "round":
-        e = half_t * np.sqrt(np.maximum(1.0 - r * r, 0.0))
+        e2 = 1.0 - r * r
+        keep = e2 > 0
+        e = half_t * np.sqrt(np.maximum(e2, 0.0))
     else:  # hexagonal
-        e = half_t * np.clip(2.0 * (1.0 - r), 0.0, 1.0)
-    keep = (e > 0) & (np.abs(s) <= wire.length / 2)
-    rr, cc, h, e, half_t = rr[keep], cc[keep], h[keep], e[keep], half_t[keep]
-    # Band centre above the flat bottom face (axis at thickness/2), mapped to z.
-    mid = (half_t - wire.thickness / 2) / ct + h * (st / ct)
-    de = e / ct
+        q = 2.0 * (1.0 - r)
+        keep = q > 0
+        e = half_t * np.minimum(q, 1.0)
+    keep &= np.abs(s) <= half_len
+    idx = np.flatnonzero(keep)
+    rr, cc, h = rr[idx], cc[idx], h[idx]
+    if np.ndim(e):
+        e = e[idx]
+    # Band centre (the section rests on the flat bottom face; axis at thickness / 2).
+    if varying:
+        mid = (half_t[idx] - wire.thickness / 2) * (1.0 / ct) + h * (st / ct)
+    else:
+        mid = h * (st / ct)
+    de = e * (1.0 / ct)
+    if not np.ndim(de):
+        de = np.full(len(idx), de)
     return rr, cc, (mid - de) + cz, (mid + de) + cz
 
 
@@ -690,7 +705,7 @@ def generate_network(params: NetworkParams, rng: np.random.Generator) -> Network
     lo, hi = params.n_wires_range
     n = int(rng.integers(lo, hi + 1))
     proposals = _propose(params, rng, n)
-    height = np.zeros((B, W), dtype=np.float64)
+    height = np.zeros(B * W, dtype=np.float64)  # flat (row-major) height map, voxels
     wires: list[Wire] = []
     columns = []
     for label, prop in enumerate(proposals, start=1):
@@ -699,9 +714,8 @@ def generate_network(params: NetworkParams, rng: np.random.Generator) -> Network
                 m = params.center_margin
                 prop["x"] = rng.uniform(-m, W + m)
                 prop["y"] = rng.uniform(-m, B + m)
-            wire = Wire(
-                label=label, center=(float(prop["x"]), float(prop["y"]), 0.0),
-                angle=float(prop["angle"]), tilt=float(prop["tilt"]), length=float(prop["length"]),
+            fields_ = dict(
+                label=label, angle=float(prop["angle"]), tilt=float(prop["tilt"]), length=float(prop["length"]),
                 width=float(prop["width"]), thickness=float(prop["thickness"]),
                 cross_section=prop["cross_section"], taper=float(prop["taper"]),
                 curvature=float(prop["curvature"]),
@@ -709,14 +723,17 @@ def generate_network(params: NetworkParams, rng: np.random.Generator) -> Network
                 roughness_corr_length=float(prop["roughness_corr_length"]),
                 roughness_seed=int(prop["roughness_seed"]), group=int(prop["group"]),
             )
+            x, y = float(prop["x"]), float(prop["y"])
+            wire = Wire(center=(x, y, 0.0), **fields_)
             rr, cc, zl, zh = wire_columns(wire, (B, W), z_center=0.0)
+            flat = rr * W + cc
             # Lowest axis height on the substrate (wire bottom at z >= 0 everywhere, also
             # outside the domain), then raised to clear the height map.
             tilt = math.radians(wire.tilt)
             cz = wire.thickness / (2 * math.cos(tilt)) + wire.length / 2 * abs(math.sin(tilt))
             if len(rr):
-                cz = max(cz, float((height[rr, cc] - zl).max()) + _EPS_GAP)
-            wire = dataclasses.replace(wire, center=(wire.center[0], wire.center[1], cz))
+                cz = max(cz, float((height[flat] - zl).max()) + _EPS_GAP)
+            wire = Wire(center=(x, y, cz), **fields_)
             if not len(rr) or float(zh.max()) + cz <= H:
                 break
         else:
@@ -727,8 +744,8 @@ def generate_network(params: NetworkParams, rng: np.random.Generator) -> Network
             )
         zl = zl + cz
         zh = zh + cz
-        if len(rr):
-            height[rr, cc] = np.maximum(height[rr, cc], zh)
+        # The wire clears everything below it, so its top is the new height there.
+        height[flat] = zh
         wires.append(wire)
         columns.append((rr, cc, zl, zh))
     net = Network(domain=(W, B, H), wires=wires)

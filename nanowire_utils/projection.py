@@ -86,7 +86,7 @@ def _footprint(label: int, rr, cc, values) -> WireFootprint | None:
     """Scatter per-pixel values into a WireFootprint cropped to their bounding box."""
     if len(rr) == 0:
         return None
-    y0, y1 = int(rr.min()), int(rr.max())
+    y0, y1 = int(rr[0]), int(rr[-1])  # rows come sorted from both paths
     x0, x1 = int(cc.min()), int(cc.max())
     thick = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
     thick[rr - y0, cc - x0] = values

@@ -201,3 +201,16 @@ def test_domain_too_thin_for_the_stack():
     with pytest.raises(ValueError, match="domain too thin"):
         generate_network(p, np.random.default_rng(0))
 
+
+
+def test_replace_with_all_features_and_json_style_lists():
+    p = NetworkParams().replace(n_wires=[3, 5], length_range=[30, 200], cross_sections={"hexagonal": 2})
+    net = generate_network(p, np.random.default_rng(1))
+    assert 3 <= net.n_wires <= 5 and {w.cross_section for w in net.wires} == {"hexagonal"}
+    with pytest.raises(ValueError, match="length_std"):
+        NetworkParams().replace(length_std=-1)
+    rich = NetworkParams.with_all_features()
+    assert min(rich.taper_prob, rich.bend_prob, rich.roughness_prob, rich.bundle_prob, rich.clump_prob) > 0
+    wires = [w for i in range(4) for w in generate_network(rich, np.random.default_rng(i)).wires]
+    assert any(w.taper > 0 for w in wires) and any(w.curvature != 0 for w in wires)
+    assert any(w.roughness_amplitude > 0 for w in wires) and any(w.group > 0 for w in wires)
