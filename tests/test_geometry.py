@@ -204,7 +204,7 @@ def test_domain_too_thin_for_the_stack():
 
 
 def test_replace_with_all_features_and_json_style_lists():
-    p = NetworkParams().replace(n_wires=[3, 5], length_range=[30, 200], cross_sections={"hexagonal": 2})
+    p = NetworkParams().replace(n_wires=[3, 5], length_range=[30, 200], length_mean=100, cross_sections={"hexagonal": 2})
     net = generate_network(p, np.random.default_rng(1))
     assert 3 <= net.n_wires <= 5 and {w.cross_section for w in net.wires} == {"hexagonal"}
     with pytest.raises(ValueError, match="length_std"):
