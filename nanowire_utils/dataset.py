@@ -22,7 +22,9 @@ Writing (:func:`write_dataset`) is
 
 Annotation policy: one full-footprint mask per wire that
 :func:`~nanowire_utils.projection.visible_footprints` keeps (masks overlap where wires cross;
-wires with too small a visible area are rendered but not annotated).
+wires with too small a visible area are rendered but not annotated). In SEM-like images
+(``RenderParams.sem_fraction``) upper wires hide lower ones, so a wire also needs
+``min_visible_area`` unoccluded pixels there.
 
 Reading: :func:`load_coco` (validated dict) and :func:`read_split` (lazy sequence of
 ``(image_path, Instances)``).
@@ -138,7 +140,7 @@ def make_sample(config, seed: int, image_id: int):
     """
     from .geometry import generate_network
     from .projection import project_network, visible_footprints
-    from .rendering import render
+    from .rendering import render, top_label_map
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, image_id]))
     network = generate_network(config.network, rng)
@@ -148,11 +150,17 @@ def make_sample(config, seed: int, image_id: int):
         from .voxels import project_volume, voxelize
 
         projection = project_volume(voxelize(network))
-    image = render(projection, config.render, rng)
+    image, info = render(projection, config.render, rng, return_info=True)
     shape = projection.shape
     wires = {w.label: w for w in network.wires}
+    keep = visible_footprints(projection, min_area=config.min_visible_area)
+    if info["sem"]:
+        # In an SEM-like image upper wires hide lower ones: a wire needs min_visible_area
+        # unoccluded pixels to be annotated (its mask is still the full footprint).
+        top = top_label_map(projection)
+        keep = [fp for fp in keep if np.count_nonzero(top[fp.bbox_slices] == fp.label) >= config.min_visible_area]
     anns = []
-    for fp in visible_footprints(projection, min_area=config.min_visible_area):
+    for fp in keep:
         m = np.zeros(shape, np.uint8, order="F")
         m[fp.bbox_slices] = fp.thickness > 0
         rle = mask_utils.encode(m)

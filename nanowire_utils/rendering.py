@@ -177,7 +177,12 @@ def _pair(name, value):
     return lo, hi
 
 
-def render(projection: Projection, params: RenderParams | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+def render(
+    projection: Projection,
+    params: RenderParams | None = None,
+    rng: np.random.Generator | None = None,
+    return_info: bool = False,
+):
     """Gray image (float32, (rows, cols), values in [0, 1]) of a projected network.
 
     Parameters
@@ -191,6 +196,9 @@ def render(projection: Projection, params: RenderParams | None = None, rng: np.r
         Random generator for the random parts (per-wire attenuation, noise, background,
         SEM choice). Draws happen in a fixed order, so a seeded generator gives the same
         image; the paper recipe's image does not depend on the draws at all.
+    return_info:
+        Also return a dict ``{"sem": bool}`` saying whether the image was rendered SEM-like
+        (where wires hide the ones below, which matters for annotation).
 
     Convert to 8 or 16 bits with :func:`to_uint8` / :func:`to_uint16`.
     """
@@ -209,7 +217,18 @@ def render(projection: Projection, params: RenderParams | None = None, rng: np.r
     if params.read_noise > 0:
         img += np.float32(params.read_noise) * rng.standard_normal(img.shape, dtype=np.float32)
     np.clip(img, 0.0, 1.0, out=img)
-    return img
+    return (img, {"sem": bool(sem)}) if return_info else img
+
+
+def top_label_map(projection: Projection) -> np.ndarray:
+    """int32 (rows, cols): label of the top-most wire per pixel (0 = background).
+
+    Later labels were deposited later and lie on top, as an SEM sees them.
+    """
+    top = np.zeros(projection.shape, np.int32)
+    for fp in projection.footprints:
+        top[fp.bbox_slices][fp.thickness > 0] = fp.label
+    return top
 
 
 def _smooth_field(shape, scale, rng, n_waves: int = 6) -> np.ndarray:

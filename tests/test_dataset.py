@@ -263,3 +263,21 @@ def test_make_sample_is_deterministic():
     c_img = make_sample(cfg, 0, 6)[0]
     assert not np.array_equal(a_img, c_img)
     assert len(generate_network(cfg.network, np.random.default_rng(0)).wires) >= 3
+
+
+def test_sem_images_annotate_only_wires_that_are_not_hidden():
+    from nanowire_utils.rendering import top_label_map
+
+    od = get_preset("smoke", min_visible_area=80, **{"network.n_wires": 15})
+    sem = od.replace(sem_fraction=1.0)
+    fewer = 0
+    for image_id in range(1, 6):
+        _, od_anns, network = make_sample(od, 0, image_id)
+        _, sem_anns, _ = make_sample(sem, 0, image_id)
+        top = top_label_map(project_network(network))
+        labels = {a["wire_label"] for a in sem_anns}
+        assert labels <= {a["wire_label"] for a in od_anns}
+        for a in sem_anns:
+            assert np.count_nonzero(top == a["wire_label"]) >= sem.min_visible_area
+        fewer += len(od_anns) - len(sem_anns)
+    assert fewer > 0  # with 15 wires in 128 px some are mostly hidden

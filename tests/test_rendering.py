@@ -116,3 +116,14 @@ def test_render_is_fast_for_512_images():
     for _ in range(5):
         render(proj)
     assert (time.perf_counter() - t) / 5 < 0.05  # a few ms normally; generous for a loaded CI machine
+
+
+def test_top_label_map_and_render_info(crossing):
+    from nanowire_utils.rendering import top_label_map
+
+    top = top_label_map(crossing)
+    assert top[32, 42] == 2 and top[32, 15] == 1 and top[2, 2] == 0
+    _, info = render(crossing, RenderParams(sem_fraction=1.0), np.random.default_rng(0), return_info=True)
+    assert info == {"sem": True}
+    _, info = render(crossing, RenderParams(), np.random.default_rng(0), return_info=True)
+    assert info == {"sem": False}
