@@ -213,7 +213,10 @@ class _Job:
         return self.part_path(image_id).is_file() and self.image_path(image_id).is_file()
 
     def run(self, image_id: int) -> int:
-        image, anns, _ = make_sample(self.config, self.seed, image_id)
+        try:
+            image, anns, _ = make_sample(self.config, self.seed, image_id)
+        except ValueError as err:  # e.g. "domain too thin": say which image and keep the type
+            raise ValueError(f"image {image_id}: {err}") from None
         h, w = image.shape
         img_path = self.image_path(image_id)
         _atomic_write(img_path, _image_bytes(image, self.config.image_format))

@@ -281,3 +281,9 @@ def test_sem_images_annotate_only_wires_that_are_not_hidden():
             assert np.count_nonzero(top == a["wire_label"]) >= sem.min_visible_area
         fewer += len(od_anns) - len(sem_anns)
     assert fewer > 0  # with 15 wires in 128 px some are mostly hidden
+
+
+def test_generator_failure_names_the_image(tmp_path):
+    cfg = get_preset("smoke", **{"network.domain": [128, 128, 14], "network.n_wires": 39, "network.thickness_range": [6, 12]})
+    with pytest.raises(ValueError, match="image 1: domain too thin"):
+        write_dataset(tmp_path / "thin", 2, config=cfg, workers=1, progress=False)
