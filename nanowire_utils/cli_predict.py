@@ -123,14 +123,9 @@ def _table1_line(run_dir, metrics) -> str | None:
     except ImportError:
         return None
     try:
-        row = table1_row(run_dir, metrics)
-    except TypeError:
-        try:
-            row = table1_row(run_dir)
-        except Exception:
-            return None
-    except Exception:
-        return None
+        row = table1_row(metrics, run_dir)
+    except Exception as err:  # a run folder without the provenance Table 1 needs
+        return f"(no Table 1 row: {err})"
     if not isinstance(row, dict):
         return str(row)
     keys = list(row)
@@ -165,7 +160,7 @@ def evaluate_run(run_dir, data_dir, split="test", device="auto", score_thresh=No
     except ImportError:
         evaluate_split = None
     if evaluate_split is not None:
-        return evaluate_split(predictor.predict, data_dir, split)
+        return evaluate_split(predictor.predict, data_dir, split, progress=progress)
     return _evaluate_with_predictor(predictor, data_dir, split, progress=progress)
 
 
@@ -193,9 +188,12 @@ def run_evaluate(args) -> int:
     metrics = evaluate_run(run_dir, args.data, args.split, device=args.device, score_thresh=args.score_thresh)
     print(f"COCO metrics of {run_dir} on {args.data} ({args.split}), percent:")
     print(format_metrics(metrics))
+    if metrics.get("n_images"):
+        print(f"{metrics['n_images']} images, {metrics.get('seconds_per_image', float('nan')):.3f} s per image")
     line = _table1_line(run_dir, metrics)
+    if line and not line.startswith("("):
+        print("\nAs a row of the paper's Table 1:")
     if line:
-        print("\nTable 1 layout (paper):")
         print(line)
     out = run_dir / f"eval_{args.split}.json" if run_dir.is_dir() else run_dir.with_name(f"eval_{args.split}.json")
     write_json_atomic(out, {"split": args.split, "data": str(args.data), **{k: metrics[k] for k in metrics}})

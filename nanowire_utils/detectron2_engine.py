@@ -7,7 +7,8 @@ set layout of :mod:`nanowire_utils.dataset`, and writes checkpoints in the same 
 layout as the torchvision engine (``config.json``, ``model_final.pth``,
 ``checkpoints/model_<iter>.pth``, ``last_checkpoint``; each checkpoint's ``"engine"`` is
 ``"detectron2"``), so :func:`nanowire_utils.inference.load_predictor` and ``nanowire-utils
-predict`` dispatch to it on their own.
+predict`` dispatch to it on their own, and :func:`nanowire_utils.training.train` calls
+:func:`train` here for ``ENGINE="detectron2"``.
 
 It is chosen with ``ENGINE="detectron2"``, or by ``ENGINE="auto"`` when ``import detectron2``
 works and a CUDA GPU is present (:func:`resolve_engine`). detectron2 is imported only inside
@@ -43,10 +44,12 @@ What the mapping does (:func:`detectron2_overrides`)
   the base config; the zoo's BGR pixel statistics are then kept, since those weights expect
   them; from scratch the vocabulary's ``MODEL.PIXEL_MEAN/STD`` are used with ``INPUT.FORMAT
   "RGB"``. Gray images are replicated to three channels in both cases.
-* From scratch (``MODEL.WEIGHTS=""``) the config of detectron2's
+* From scratch (``MODEL.WEIGHTS=""``) the normalisation of detectron2's
   ``configs/Misc/scratch_mask_rcnn_R_50_FPN_3x_gn.yaml`` is enforced: GroupNorm in the
-  backbone, FPN and heads, ``MODEL.BACKBONE.FREEZE_AT=0``, ``RESNETS.STRIDE_IN_1X1=False``
-  (FrozenBN with random weights would freeze random layers).
+  backbone (unless BN was chosen), the FPN, the mask head and a convolutional box head,
+  ``MODEL.BACKBONE.FREEZE_AT=0``, ``RESNETS.STRIDE_IN_1X1=False`` (FrozenBN with random
+  weights would freeze random layers). The head shapes stay the vocabulary's (that recipe's
+  4conv1fc box head is ``ROI_BOX_HEAD.NUM_CONV=4, NUM_FC=1``).
 * ResNet-18/34 backbones need ``MODEL.RESNETS.RES2_OUT_CHANNELS=64``; set automatically.
 * ``SOLVER.CLIP_GRADIENTS`` clips the gradient norm (``CLIP_TYPE="norm"``) like the
   torchvision engine.
@@ -192,12 +195,9 @@ def detectron2_overrides(cfg, device: str | None = None) -> dict:
         out["MODEL.BACKBONE.FREEZE_AT"] = 0
         out["MODEL.RESNETS.STRIDE_IN_1X1"] = False
         out["MODEL.FPN.NORM"] = v["MODEL.FPN.NORM"] or "GN"
-        out["MODEL.ROI_BOX_HEAD.NORM"] = v["MODEL.ROI_BOX_HEAD.NORM"] or "GN"
         out["MODEL.ROI_MASK_HEAD.NORM"] = v["MODEL.ROI_MASK_HEAD.NORM"] or "GN"
-        if out["MODEL.ROI_BOX_HEAD.NUM_CONV"] == 0:
-            # GN needs convolutions to act on: the scratch recipe's 4conv1fc box head.
-            out["MODEL.ROI_BOX_HEAD.NUM_CONV"] = 4
-            out["MODEL.ROI_BOX_HEAD.NUM_FC"] = 1
+        if v["MODEL.ROI_BOX_HEAD.NUM_CONV"] > 0:  # GN acts on the box head's convolutions only
+            out["MODEL.ROI_BOX_HEAD.NORM"] = v["MODEL.ROI_BOX_HEAD.NORM"] or "GN"
         out["INPUT.FORMAT"] = "RGB"
     else:
         # Pretrained weights carry their own pixel statistics (the zoo's, BGR, std 1).
@@ -290,8 +290,8 @@ def build_augmentations(cfg, is_train: bool) -> list:
 
 
 class NanowireMapper:
-    """detectron2 data mapper for the synthetic data set: reads the image with the project's
-    reader (8-bit PNG or 16-bit TIFF, scaled to [0, 1] like the torchvision engine), applies
+    """detectron2 data mapper for the synthetic data set: reads the image with the torchvision
+    engine's reader (:func:`nanowire_utils.data.read_image`: 8-bit / 255, 16-bit / 65535), applies
     :func:`build_augmentations`, and converts the RLE masks to ``gt_masks`` (bitmasks)."""
 
     def __init__(self, cfg, is_train: bool = True):
@@ -308,10 +308,10 @@ class NanowireMapper:
         import detectron2.data.transforms as T
         from detectron2.data import detection_utils as utils
 
-        from .preprocessing import to_gray_float
+        from .data import read_image
 
         d = copy.deepcopy(dataset_dict)
-        image = gray_to_model_image(to_gray_float(d["file_name"]))
+        image = gray_to_model_image(read_image(d["file_name"]))  # the torchvision engine's reader
         utils.check_image_size(d, image)
         aug_input = T.AugInput(image)
         transforms = self.augmentations(aug_input)
@@ -344,7 +344,7 @@ def _checkpoint_extra(cfg, d2cfg) -> dict:
     return {
         "engine": "detectron2",
         "arch": f"mask_rcnn_R_{v['MODEL.RESNETS.DEPTH']}_FPN ({v['MODEL.RESNETS.NORM']})",
-        "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg),
+        "config": cfg.to_dict(),
         "detectron2_config": d2cfg.dump(),
     }
 
@@ -378,7 +378,7 @@ def make_trainer_class():
                 raise _BudgetReached(self.trainer.iter)
 
     class NanowireTrainer(DefaultTrainer):
-        vocab = None  # the TrainConfig, set by train_detectron2
+        vocab = None  # the TrainConfig, set by train()
 
         @classmethod
         def build_train_loader(cls, cfg):
@@ -412,58 +412,131 @@ class _BudgetReached(Exception):
 
 
 def _count_images(ann_path) -> int:
+    if not Path(ann_path).is_file():
+        return 0
     return len(json.loads(Path(ann_path).read_text()).get("images", []))
 
 
-def train_detectron2(cfg, data_dir, run_dir, resume: bool = False, eval_split: str | None = "val"):
-    """Train detectron2's Mask R-CNN on ``data_dir`` into ``run_dir`` (same layout as the
-    torchvision engine).
+#: detectron2 loss names -> the torchvision engine's, so one plot reads both runs.
+_LOSS_NAMES = {"total_loss": "loss", "loss_cls": "loss_classifier", "loss_box_reg": "loss_box_reg",
+               "loss_mask": "loss_mask", "loss_rpn_cls": "loss_objectness", "loss_rpn_loc": "loss_rpn_box_reg"}
+
+
+def convert_metrics(d2_metrics_json, out_jsonl, eval_split="val") -> int:
+    """Rewrite detectron2's ``metrics.json`` (JSON lines) as the project's ``metrics.jsonl``
+    records (``kind`` train/eval, torchvision loss names), so
+    :func:`nanowire_utils.training.read_metrics` and its plots read detectron2 runs too.
+    Returns the number of records written."""
+    src = Path(d2_metrics_json)
+    if not src.is_file():
+        return 0
+    records = []
+    for line in src.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        it = rec.get("iteration")
+        if "total_loss" in rec:
+            out = {"kind": "train", "iteration": it, "lr": rec.get("lr")}
+            out.update({new: rec[old] for old, new in _LOSS_NAMES.items() if old in rec})
+            records.append(out)
+        ev = {k: v for k, v in rec.items() if k.startswith(("bbox/", "segm/"))}
+        if ev:
+            records.append({"kind": "eval", "iteration": it, "split": eval_split, **ev})
+    with open(out_jsonl, "a") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return len(records)
+
+
+def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, eval_split: str | None = "val"):
+    """Train detectron2's Mask R-CNN on ``data_dir`` into the run folder ``out_dir``; the
+    detectron2 counterpart of :func:`nanowire_utils.training.train` (which calls it for
+    ``ENGINE="detectron2"``, or ``"auto"`` on a GPU with detectron2).
 
     Parameters
     ----------
-    cfg: a :class:`nanowire_utils.config.TrainConfig` (validated; EPOCHS resolved here).
+    cfg: a :class:`nanowire_utils.config.TrainConfig` (EPOCHS are resolved here).
     data_dir: synthetic data set folder (``annotations/instances_<split>.json``, ``images/<split>/``).
-    run_dir: output folder; ``checkpoints/`` holds detectron2's periodic checkpoints.
-    resume: continue from ``run_dir/checkpoints/last_checkpoint``.
-    eval_split: split evaluated with COCOEvaluator every ``TEST.EVAL_PERIOD`` iterations and at
-        the end (None: no evaluation).
+    out_dir: the run folder; ``checkpoints/`` holds detectron2's periodic checkpoints (with
+        optimizer state, for resuming), ``model_final.pth`` the final weights.
+    resume: continue from ``out_dir/checkpoints/last_checkpoint`` when there is one; with
+        False an existing run is an error.
+    progress: detectron2 logs its own progress every 20 iterations (no tqdm bar).
+    eval_split: split evaluated with COCOEvaluator every ``TEST.EVAL_PERIOD`` iterations and
+        at the end (None: no evaluation; skipped when the split has no images).
 
-    Returns the path of ``run_dir/model_final.pth``.
+    Returns a :class:`nanowire_utils.training.TrainResult`.
     """
     require_detectron2()
     import torch
+    from detectron2.utils.logger import setup_logger
 
-    from .config import apply_epochs
+    from .config import TrainConfig, apply_epochs
+    from .training import TrainResult
 
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.validate()
+    t0 = time.perf_counter()
+    cfg = (cfg.copy() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)).validate()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    if not resume and (ckpt_dir / "last_checkpoint").is_file():
+        raise FileExistsError(f"{out_dir} already holds a run; resume it or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup_logger(str(ckpt_dir), name="detectron2")
     train_name = register_split(data_dir, "train")
     n_train = _count_images(data_dir / "annotations" / "instances_train.json")
     cfg, note = apply_epochs(cfg, n_train)
     if note:
         log.info(note)
+    if eval_split and _count_images(data_dir / "annotations" / f"instances_{eval_split}.json") == 0:
+        eval_split = None
     test_name = register_split(data_dir, eval_split) if eval_split else None
-    d2cfg = build_detectron2_cfg(cfg, run_dir, train_name, test_name)
-    Path(d2cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
-    (run_dir / "detectron2_config.yaml").write_text(d2cfg.dump())
-    cfg.to_json(run_dir / "config.json", extra={"engine": "detectron2", "data_dir": str(data_dir)})
+    d2cfg = build_detectron2_cfg(cfg, out_dir, train_name, test_name)
+    if not test_name:
+        d2cfg.TEST.EVAL_PERIOD = 0
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "detectron2_config.yaml").write_text(d2cfg.dump())
+    extra = _checkpoint_extra(cfg, d2cfg)
+    provenance = {
+        "_engine": "detectron2",
+        "_arch": extra["arch"],
+        "_epochs": note,
+        "_device": d2cfg.MODEL.DEVICE,
+        "_data": {"data_dir": str(data_dir), "n_train": n_train,
+                  "n_val": _count_images(data_dir / "annotations" / "instances_val.json"),
+                  "n_images": n_train + _count_images(data_dir / "annotations" / "instances_val.json")},
+        "_iterations_done": 0,
+    }
+    cfg.to_json(out_dir / "config.json", extra=provenance)
 
     Trainer = make_trainer_class()
     Trainer.vocab = cfg
     trainer = Trainer(d2cfg)
     trainer.resume_or_load(resume=resume)
+    start_iter = int(trainer.start_iter)
+    stopped_by = "max_iter"
     try:
         trainer.train()
     except _BudgetReached as stop:
         log.info("SOLVER.MAX_MINUTES reached; stopping at iteration %d", stop.iteration)
         trainer.checkpointer.save("model_final", iteration=stop.iteration)
-    iteration = int(getattr(trainer, "iter", d2cfg.SOLVER.MAX_ITER - 1))
-    final = run_dir / "model_final.pth"
+        stopped_by = "time budget"
+    iteration = int(trainer.iter)
+    final = out_dir / "model_final.pth"
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-    torch.save({"model": state, "iteration": iteration, **_checkpoint_extra(cfg, d2cfg)}, final)
-    (run_dir / "last_checkpoint").write_text("model_final.pth")
-    return final
+    tmp = final.with_suffix(".pth.tmp")
+    torch.save({"model": state, "iteration": iteration, **extra}, tmp)
+    os.replace(tmp, final)
+    (out_dir / "last_checkpoint").write_text("model_final.pth\n")
+    provenance["_iterations_done"] = iteration
+    cfg.to_json(out_dir / "config.json", extra=provenance)
+    convert_metrics(ckpt_dir / "metrics.json", out_dir / "metrics.jsonl", eval_split or "val")
+    val = getattr(trainer, "_last_eval_results", None)
+    return TrainResult(
+        run_dir=str(out_dir), iterations=iteration, final_checkpoint=str(final), stopped_by=stopped_by,
+        elapsed_s=time.perf_counter() - t0, val_metrics=dict(val) if val else None, resumed_from=start_iter,
+    )
 
 
 # --------------------------------------------------------------------------------------
