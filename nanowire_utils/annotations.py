@@ -32,7 +32,7 @@ FORMATS = ("coco", "vgg", "labelme", "masks")
 #: Names of the reference annotations shipped with the package (one per sample image).
 REFERENCE_NAMES = ("ptychography", "stxm", "sem")
 
-_REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference_annotations"
+_REFERENCE_DIR = Path(__file__).resolve().parent / "reference_annotations"
 _MASK_SUFFIXES = {".png", ".tif", ".tiff", ".bmp"}
 
 
