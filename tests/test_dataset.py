@@ -287,3 +287,16 @@ def test_generator_failure_names_the_image(tmp_path):
     cfg = get_preset("smoke", **{"network.domain": [128, 128, 14], "network.n_wires": 39, "network.thickness_range": [6, 12]})
     with pytest.raises(ValueError, match="image 1: domain too thin"):
         write_dataset(tmp_path / "thin", 2, config=cfg, workers=1, progress=False)
+
+
+def test_ground_truth_scores_100_ap_against_itself(smoke_ds):
+    from nanowire_utils.evaluation import coco_metrics
+
+    out, _ = smoke_ds
+    gt = load_coco(out / "annotations" / "instances_train.json")
+    results = [
+        {"image_id": a["image_id"], "category_id": 1, "score": 1.0, "bbox": a["bbox"], "segmentation": a["segmentation"]}
+        for a in gt["annotations"]
+    ]
+    metrics = coco_metrics(gt, results)
+    assert metrics["segm"]["AP"] == pytest.approx(100.0) and metrics["bbox"]["AP"] == pytest.approx(100.0)
