@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 
 def _positive_int(text: str) -> int:
@@ -49,21 +50,29 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "generate",
         help="generate a synthetic nanowire dataset (images + COCO masks)",
-        description=(
+        description=textwrap.fill(
             "Generate N synthetic nanowire images with one COCO RLE mask per visible wire, split "
             "into train/val/test, under OUT/images/<split>/ and OUT/annotations/instances_<split>.json. "
             "Deterministic for a given seed and settings (any worker count); re-running into the same "
             "folder resumes and skips finished images."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nanowire-utils generate --n 1000 --out data/synthetic --seed 0 --preset paper\n"
+            "  nanowire-utils generate --n 20 --out /tmp/smoke --preset smoke --workers 1\n"
+            "  nanowire-utils generate --n 500 --out data/rich --preset rich --set render.sem_fraction=0.3 \\\n"
+            "      --set network.n_wires=[5,15]\n"
+            "  nanowire-utils generate --n 1 --out x --preset rich --show-config   # list every key"
+        ),
     )
     p.add_argument("--n", type=_positive_int, required=True, help="number of images to generate")
     p.add_argument("--out", required=True, help="output dataset folder (new, empty, or an unfinished run of the same settings)")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="base random seed; image i uses SeedSequence([seed, i])")
-    p.add_argument("--preset", default="paper", help="generator preset: paper (faithful), rich (noise, background, SEM-like, non-prismatic wires), smoke (tiny, for CI)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="base random seed (default 0); image i uses SeedSequence([seed, i])")
+    p.add_argument("--preset", default="paper", help="generator preset: paper (faithful), rich (noise, background, SEM-like, non-prismatic wires), smoke (tiny, for CI); default paper")
     p.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--format", dest="image_format", choices=("png", "tiff16"), default=None, help="image files: 8-bit PNG or 16-bit TIFF (default: the preset's, png)")
-    p.add_argument("--splits", default="0.8,0.1,0.1", help="train,val,test fractions summing to 1")
+    p.add_argument("--splits", default="0.8,0.1,0.1", help="train,val,test fractions summing to 1 (default 0.8,0.1,0.1)")
     p.add_argument("--path", choices=("analytic", "voxel"), default=None, help="projection: analytic (fast) or voxel (build the 3D volume, as the paper; default: the preset's, analytic)")
     p.add_argument(
         "--set",
