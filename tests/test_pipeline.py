@@ -1,0 +1,92 @@
+"""pipeline: datasets and models shared between chapters are made once and reused."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from nanowire_utils import pipeline
+from nanowire_utils.config import dataset_spec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _n_images(data_dir):
+    return sum(len(json.loads((data_dir / "annotations" / f"instances_{s}.json").read_text())["images"])
+               for s in ("train", "val", "test"))
+
+
+def test_paths_follow_the_layout(tmp_path):
+    assert pipeline.dataset_dir("smoke", tmp_path) == tmp_path / "synthetic" / "smoke"
+    assert pipeline.run_dir("cpu", tmp_path) == tmp_path / "cpu" / "mask_rcnn"
+    assert pipeline.default_checkpoint("paper", tmp_path) == tmp_path / "paper" / "mask_rcnn" / "model_final.pth"
+    with pytest.raises(ValueError, match="preset"):
+        pipeline.run_dir("huge", tmp_path)
+
+
+def test_ensure_dataset_generates_then_reuses(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="nanowire_utils.pipeline")
+    out = pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False)
+    assert out == tmp_path / "synthetic" / "smoke"
+    assert _n_images(out) == dataset_spec("smoke")["n_images"]
+    first = sorted(p.stat().st_mtime_ns for p in (out / "images").rglob("*.png"))
+    caplog.clear()
+    assert pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False) == out
+    assert "reusing" in caplog.text
+    assert sorted(p.stat().st_mtime_ns for p in (out / "images").rglob("*.png")) == first
+
+
+def test_ensure_dataset_resumes_an_interrupted_run(tmp_path):
+    out = pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False)
+    victim = sorted((out / "images" / "train").glob("*.png"))[0]
+    victim.unlink()
+    pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False)
+    assert victim.exists()
+    assert _n_images(out) == dataset_spec("smoke")["n_images"]
+
+
+def test_ensure_dataset_refuses_other_parameters(tmp_path):
+    pipeline.ensure_dataset("smoke", tmp_path, seed=0, workers=1, progress=False)
+    with pytest.raises(FileExistsError, match="seed"):
+        pipeline.ensure_dataset("smoke", tmp_path, seed=1, workers=1, progress=False)
+
+
+@pytest.mark.slow
+def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="nanowire_utils.pipeline")
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    run = pipeline.ensure_model("smoke", runs, data, progress=False, SOLVER__MAX_ITER=6, SOLVER__STEPS=[4])
+    final = pipeline.default_checkpoint("smoke", runs)
+    assert run == final.parent and final.exists()
+    assert "training the 'smoke' preset" in caplog.text
+    info = pipeline.checkpoint_info(run)
+    assert info["preset"] == "smoke" and info["iterations"] == 6 and info["minutes"] >= 0
+
+    stamp = final.stat().st_mtime_ns
+    caplog.clear()
+    # overrides only matter when training happens: the finished model is returned untouched
+    assert pipeline.ensure_model("smoke", runs, data, progress=False, SOLVER__MAX_ITER=9) == run
+    assert "reusing" in caplog.text and "training" not in caplog.text
+    assert final.stat().st_mtime_ns == stamp
+
+    from nanowire_utils.inference import load_predictor
+
+    predictor = load_predictor(run, device="cpu")
+    assert predictor.train_size == dataset_spec("smoke")["image_size"]
+
+
+def test_ensure_model_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="max_minutes"):
+        pipeline.ensure_model("smoke", tmp_path / "r", tmp_path / "d", max_minutes=-1)
+    with pytest.raises(ValueError, match="SOLVER.BASE_LRR|did you mean"):
+        pipeline.ensure_model("smoke", tmp_path / "r", tmp_path / "d", SOLVER__BASE_LRR=0.1)
+    assert not (tmp_path / "d").exists()  # nothing generated for a bad request
