@@ -78,11 +78,11 @@ class NetworkParams:
 
     Defaults emulate the paper's X-ray ptychography image (Fig. 1b, 449 x 531 px, about
     the paper's 512 px scale): it shows about 15 wires, most of them cut by the image
-    border, 60-400 px long (a handful above 300 px), 6-30 px wide (one 90 px wide slab),
-    crossing each other at random angles. Hence 10-25 wires with centres anywhere in the
-    domain, lengths mean 220 / std 100 px in [40, 520], widths mean 16 / std 8 px in
-    [5, 60] (real V2O5 wires: 50-400 nm wide, several microns long, i.e. roughly 10-30 nm
-    per pixel), thickness 0.5-1 times the width (belt-like wires lying flat), mostly
+    border, 60-400 px long (a handful above 300 px), 6-30 px wide, mostly 15-25 px (one
+    90 px wide slab), crossing each other at random angles. Hence 10-25 wires with centres
+    anywhere in the domain, lengths mean 220 / std 100 px in [40, 520], widths mean 18 /
+    std 9 px in [6, 60] (real V2O5 wires: 50-400 nm wide, several microns long, i.e.
+    roughly 10-20 nm per pixel), thickness 0.5-1 times the width (belt-like wires lying flat), mostly
     prismatic cross-sections as in the paper, uniform orientation and a slight tilt of
     wires resting on others. The beyond-paper features are all off (probability 0).
 
@@ -144,9 +144,9 @@ class NetworkParams:
     length_mean: float = 220.0
     length_std: float = 100.0
     length_range: tuple[float, float] = (40.0, 520.0)
-    width_mean: float = 16.0
-    width_std: float = 8.0
-    width_range: tuple[float, float] = (5.0, 60.0)
+    width_mean: float = 18.0
+    width_std: float = 9.0
+    width_range: tuple[float, float] = (6.0, 60.0)
     thickness_ratio: tuple[float, float] = (0.5, 1.0)
     thickness_range: tuple[float, float] = (3.0, 60.0)
     cross_sections: dict = field(
