@@ -358,6 +358,16 @@ def _resolve_engine(cfg: TrainConfig) -> str:
     return "detectron2" if d2_ok else "torchvision"
 
 
+def _count_images(data_dir: Path) -> int:
+    """Images over all splits (the paper's 'dataset size')."""
+    n = 0
+    for split in ("train", "val", "test"):
+        p = data_dir / "annotations" / f"instances_{split}.json"
+        if p.exists():
+            n += len(json.loads(p.read_text()).get("images", []))
+    return n
+
+
 def _find_resume(out_dir: Path):
     from .model import resolve_checkpoint_path
 
@@ -517,7 +527,7 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             "data_dir": str(data_dir),
             "n_train": len(records),
             "n_val": len(val_records),
-            "n_images": sum(len(x) for x in (coco_train["images"], (coco_val or {}).get("images", []))),
+            "n_images": _count_images(data_dir),
         },
         "_iterations_done": start_iter,
     }
@@ -598,6 +608,25 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             e = float(t.item())
         return e
 
+    def flush(it, lr):
+        nonlocal window, t_window
+        if not window:
+            return
+        mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+        if D.world > 1:
+            t = torch.tensor([mean[k] for k in sorted(mean)], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(t)
+            mean = {k: float(v) / D.world for k, v in zip(sorted(mean), t.tolist())}
+        now = time.perf_counter()
+        rec = {"kind": "train", "iteration": it, "lr": lr, **mean, "elapsed_s": elapsed_before + now - t_start,
+               "iters_per_s": len(window) / max(1e-9, now - t_window)}
+        t_window = now
+        window = []
+        if D.main:
+            _append_jsonl(metrics_path, rec)
+            bar.set_postfix(loss=f"{mean['loss']:.3f}", lr=f"{lr:.2g}")
+
+    lr = cfg["SOLVER.BASE_LR"]
     for images, targets in batches:
         elapsed = elapsed_now()
         if budget_s > 0 and elapsed >= budget_s:
@@ -624,25 +653,14 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
         window.append({k: float(v.detach()) for k, v in losses.items()} | {"loss": float(loss.detach())})
         bar.update(1)
         if it % log_period == 0 or it == max_iter:
-            mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            if D.world > 1:
-                t = torch.tensor([mean[k] for k in sorted(mean)], dtype=torch.float64, device=device)
-                torch.distributed.all_reduce(t)
-                mean = {k: float(v) / D.world for k, v in zip(sorted(mean), t.tolist())}
-            now = time.perf_counter()
-            rec = {"kind": "train", "iteration": it, "lr": lr, **mean, "elapsed_s": elapsed_before + now - t_start,
-                   "iters_per_s": len(window) / max(1e-9, now - t_window)}
-            t_window = now
-            window = []
-            if D.main:
-                _append_jsonl(metrics_path, rec)
-                bar.set_postfix(loss=f"{mean['loss']:.3f}", lr=f"{lr:.2g}")
+            flush(it, lr)
         if it % ckpt_period == 0 and it < max_iter:
             save(it, elapsed_now())
         if eval_period and it % eval_period == 0 and it < max_iter:
             last_val = validate(it)
         if D.world > 1:
             torch.distributed.barrier()
+    flush(it, lr)
     bar.close()
     if it < start_iter + 1 and ckpt is not None and it >= max_iter:
         log.info("nothing to do: %s is already at iteration %d of %d", out_dir, it, max_iter)
