@@ -25,7 +25,7 @@ Tiling
 An image much larger than the training images (either side above 1.5 x the training size,
 or whenever ``tile=N`` is given and the image exceeds it) is cut into overlapping square
 tiles of ``N`` pixels (default: the training size) that overlap by ``overlap`` pixels
-(default 64). The model runs on each tile; its instances are pooled and merged by one rule
+(default 64, or N / 4 for smaller tiles). The model runs on each tile; its instances are pooled and merged by one rule
 (:func:`merge_tile_instances`): two instances from *different* tiles are the same object
 when, inside the region both tiles saw, their masks have IoU >= 0.5; the object's mask is
 the union of its pieces and its score the highest of theirs. Instances of the same tile are
@@ -174,44 +174,87 @@ def merge_tile_instances(instances: Instances, groups, windows, merge_iou: float
     return _merge_pieces(pieces, instances.image_shape, merge_iou)
 
 
+def _bbox(mask: np.ndarray):
+    """(y0, y1, x0, x1) of a mask's pixels (half-open), or None when empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def _merge_pieces(pieces, shape, merge_iou: float) -> Instances:
-    """Greedy merge of tile pieces ``(local mask, window, score, tile)``; see merge_tile_instances."""
+    """Greedy merge of tile pieces ``(local mask, window, score, tile)``; see merge_tile_instances.
+
+    Objects are kept as crops of their bounding box, and only objects whose box meets the
+    piece's box inside a shared tile region are compared, so the merge stays fast with
+    hundreds of pieces.
+    """
     check_range("merge_iou", merge_iou, 0, 1, low_inclusive=False)
-    if not pieces:
-        return Instances.empty(tuple(shape))
     objects: list[dict] = []
+    boxes = np.zeros((0, 4), int)  # objects' boxes (y0, y1, x0, x1), for the quick pre-check
     for local, win, score, group in sorted(pieces, key=lambda p: -p[2]):
+        wy0, wy1, wx0, wx1 = win
+        lb = _bbox(local)
+        if lb is None:
+            continue
+        pb = (lb[0] + wy0, lb[1] + wy0, lb[2] + wx0, lb[3] + wx0)
         best, best_iou = None, merge_iou
-        for obj in objects:
-            if group in obj["groups"]:
-                continue
-            iou = _zone_iou(local, win, obj["mask"], obj["windows"])
-            if iou >= best_iou:
-                best, best_iou = obj, iou
-        y0, y1, x0, x1 = win
+        if len(objects):
+            near = np.flatnonzero((boxes[:, 0] < pb[1]) & (boxes[:, 1] > pb[0]) & (boxes[:, 2] < pb[3]) & (boxes[:, 3] > pb[2]))
+            for k in near:
+                obj = objects[k]
+                if group in obj["groups"]:
+                    continue
+                iou = _zone_iou(local, win, obj, pb)
+                if iou >= best_iou:
+                    best, best_iou = k, iou
         if best is None:
-            best = {"mask": np.zeros(shape, bool), "score": score, "groups": set(), "windows": []}
-            objects.append(best)
-        best["mask"][y0:y1, x0:x1] |= local
-        best["groups"].add(group)
-        best["windows"].append(win)
-    masks = np.stack([o["mask"] for o in objects])
+            objects.append({"box": pb, "crop": local[lb[0] : lb[1], lb[2] : lb[3]].copy(), "score": score,
+                            "groups": {group}, "windows": [win]})
+            boxes = np.vstack([boxes, np.array(pb)[None]])
+            continue
+        obj = objects[best]
+        ob = obj["box"]
+        nb = (min(ob[0], pb[0]), max(ob[1], pb[1]), min(ob[2], pb[2]), max(ob[3], pb[3]))
+        crop = np.zeros((nb[1] - nb[0], nb[3] - nb[2]), bool)
+        crop[ob[0] - nb[0] : ob[1] - nb[0], ob[2] - nb[2] : ob[3] - nb[2]] = obj["crop"]
+        crop[pb[0] - nb[0] : pb[1] - nb[0], pb[2] - nb[2] : pb[3] - nb[2]] |= local[lb[0] : lb[1], lb[2] : lb[3]]
+        obj.update(box=nb, crop=crop)
+        obj["groups"].add(group)
+        obj["windows"].append(win)
+        boxes[best] = nb
+    if not objects:
+        return Instances.empty(tuple(shape))
+    masks = np.zeros((len(objects), *shape), bool)
+    for m, o in zip(masks, objects):
+        y0, y1, x0, x1 = o["box"]
+        m[y0:y1, x0:x1] = o["crop"]
     return Instances.from_masks(masks, np.array([o["score"] for o in objects], np.float32))
 
 
-def _zone_iou(local, window, full_b, windows_b) -> float:
-    """IoU of a tile piece (``local`` mask in ``window``) and a full-image mask, counted only
-    where ``window`` overlaps one of ``windows_b``."""
+def _zone_iou(local, window, obj, piece_box) -> float:
+    """IoU of a tile piece (``local`` mask in ``window``) and an object, counted only where
+    ``window`` overlaps one of the object's tile windows."""
     wy0, wy1, wx0, wx1 = window
-    zone = np.zeros(local.shape, bool)
-    for y0, y1, x0, x1 in windows_b:
-        ry0, ry1, rx0, rx1 = max(wy0, y0), min(wy1, y1), max(wx0, x0), min(wx1, x1)
-        if ry0 < ry1 and rx0 < rx1:
-            zone[ry0 - wy0 : ry1 - wy0, rx0 - wx0 : rx1 - wx0] = True
+    ob = obj["box"]
+    # the region to look at: the piece's window, within the union of both boxes
+    ry0, ry1 = max(wy0, min(ob[0], piece_box[0])), min(wy1, max(ob[1], piece_box[1]))
+    rx0, rx1 = max(wx0, min(ob[2], piece_box[2])), min(wx1, max(ob[3], piece_box[3]))
+    if ry0 >= ry1 or rx0 >= rx1:
+        return 0.0
+    zone = np.zeros((ry1 - ry0, rx1 - rx0), bool)
+    for y0, y1, x0, x1 in obj["windows"]:
+        zy0, zy1, zx0, zx1 = max(ry0, y0), min(ry1, y1), max(rx0, x0), min(rx1, x1)
+        if zy0 < zy1 and zx0 < zx1:
+            zone[zy0 - ry0 : zy1 - ry0, zx0 - rx0 : zx1 - rx0] = True
     if not zone.any():
         return 0.0
-    a = local & zone
-    b = full_b[wy0:wy1, wx0:wx1] & zone
+    a = local[ry0 - wy0 : ry1 - wy0, rx0 - wx0 : rx1 - wx0] & zone
+    b = np.zeros_like(zone)
+    oy0, oy1, ox0, ox1 = max(ry0, ob[0]), min(ry1, ob[1]), max(rx0, ob[2]), min(rx1, ob[3])
+    if oy0 < oy1 and ox0 < ox1:
+        b[oy0 - ry0 : oy1 - ry0, ox0 - rx0 : ox1 - rx0] = obj["crop"][oy0 - ob[0] : oy1 - ob[0], ox0 - ob[2] : ox1 - ob[2]]
+    b &= zone
     inter = np.count_nonzero(a & b)
     if inter == 0:
         return 0.0
@@ -295,7 +338,7 @@ class Predictor:
         raise NotImplementedError
 
     def predict(self, image, modality: str | None = None, tile: int | None = None,
-                overlap: int = DEFAULT_OVERLAP) -> Instances:
+                overlap: int | None = None) -> Instances:
         """Instances (masks at the image's full size) in ``image``.
 
         Parameters
@@ -310,7 +353,8 @@ class Predictor:
             tiles of the training size. ``0``: never tile. ``N`` (>= 32): tiles of N px
             when the image is larger than N.
         overlap:
-            Overlap of neighbouring tiles in pixels (< tile / 2).
+            Overlap of neighbouring tiles in pixels (< tile / 2); None: 64, or a quarter of
+            the tile for tiles under 256 px.
         """
         gray = to_gray01(image, modality=modality)
         h, w = gray.shape
@@ -321,7 +365,9 @@ class Predictor:
             if tile != 0:
                 check_range("tile", tile, 32, None, unit="px")
         if tile and max(h, w) > tile:
-            return predict_tiled(self.predict_gray, gray, tile, overlap=min(overlap, tile // 2 - 1))
+            if overlap is None:
+                overlap = min(DEFAULT_OVERLAP, tile // 4)
+            return predict_tiled(self.predict_gray, gray, tile, overlap=overlap)
         return self.predict_gray(gray)
 
     __call__ = predict
@@ -631,3 +677,28 @@ def predict_folder(predictor: Predictor, folder_or_paths, out_dir=None, progress
         write_coco_results(out_dir / "results.json", results)
         write_json_atomic(out_dir / "images.json", images)
     return out
+
+
+def time_inference(predictor: Predictor, shape=(512, 512), repeats: int = 3, tile: int | None = 0,
+                   seed: int = 0) -> dict:
+    """Seconds per image of ``predictor`` on random gray images of ``shape`` (rows, cols).
+
+    One warm-up call, then the median of ``repeats`` calls. ``tile`` as in
+    :meth:`Predictor.predict` (default 0: one pass over the whole image). Returns
+    ``{"seconds_per_image", "instances", "shape", "tile", "device", "threads"}``. With random
+    weights the detection count (and so the mask head's cost) is typically at its maximum.
+    """
+    import time
+
+    import torch
+
+    check_range("repeats", repeats, 1, None)
+    img = (np.random.default_rng(seed).random(tuple(shape)) * 255).astype(np.uint8)
+    predictor.predict(img, tile=tile)
+    times, n = [], 0
+    for _ in range(int(repeats)):
+        t0 = time.perf_counter()
+        n = len(predictor.predict(img, tile=tile))
+        times.append(time.perf_counter() - t0)
+    return {"seconds_per_image": float(np.median(times)), "instances": n, "shape": tuple(shape), "tile": tile,
+            "device": predictor.device, "threads": torch.get_num_threads()}
