@@ -320,7 +320,7 @@ class TrainResult:
     run_dir: str
     iterations: int
     final_checkpoint: str
-    stopped_by: str  # "max_iter" or "time budget"
+    stopped_by: str  # "max_iter", "time budget" or "stop_at_minutes"
     elapsed_s: float
     weights: dict = field(default_factory=dict)
     val_metrics: dict | None = None
@@ -377,7 +377,8 @@ def _find_resume(out_dir: Path):
         return None
 
 
-def train(cfg: TrainConfig, data_dir, out_dir, resume: bool = True, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, data_dir, out_dir, resume: bool = True, progress: bool = True,
+          stop_at_minutes: float | None = None) -> TrainResult:
     """Train Mask R-CNN on ``data_dir``'s train split; write the run to ``out_dir``.
 
     Parameters
@@ -396,6 +397,10 @@ def train(cfg: TrainConfig, data_dir, out_dir, resume: bool = True, progress: bo
         finished run.
     progress:
         Show a tqdm bar with loss, LR and ETA.
+    stop_at_minutes:
+        Pause (final checkpoint, resumable) once the run's training time reaches this many
+        minutes, without changing the schedule, which follows ``SOLVER.MAX_MINUTES``: for
+        snapshots along one budgeted run (AP vs minutes).
 
     Returns
     -------
@@ -413,7 +418,7 @@ def train(cfg: TrainConfig, data_dir, out_dir, resume: bool = True, progress: bo
     device_type = "cuda" if (cfg["DEVICE"] == "cuda" or (cfg["DEVICE"] == "auto" and torch.cuda.is_available())) else "cpu"
     dist_info = _setup_distributed(device_type)
     try:
-        return _train(cfg, Path(data_dir), Path(out_dir), resume, progress, dist_info)
+        return _train(cfg, Path(data_dir), Path(out_dir), resume, progress, dist_info, stop_at_minutes)
     finally:
         if dist_info.initialized_here:
             import torch.distributed as dist
@@ -421,7 +426,7 @@ def train(cfg: TrainConfig, data_dir, out_dir, resume: bool = True, progress: bo
             dist.destroy_process_group()
 
 
-def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: _Dist) -> TrainResult:
+def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: _Dist, stop_at_minutes=None) -> TrainResult:
     import torch
     from tqdm.auto import tqdm
 
@@ -631,6 +636,9 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
         elapsed = elapsed_now()
         if budget_s > 0 and elapsed >= budget_s:
             stopped_by = "time budget"
+            break
+        if stop_at_minutes is not None and elapsed >= stop_at_minutes * 60.0:
+            stopped_by = "stop_at_minutes"
             break
         lr = sched.step(it, elapsed)
         images = [im.to(device, non_blocking=True) for im in images]
