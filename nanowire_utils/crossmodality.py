@@ -328,7 +328,8 @@ def plot_predictions(result: ModalityResult):
 
     from .evaluation import plot_comparison
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 9))
+    h, w = result.image.shape[:2]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 2 * 13 / 3 * h / w + 1.2))
     for row, (inst, label) in enumerate(((result.pred, "raw"), (result.post, "post-processed"))):
         plot_comparison(inst, result.ref, result.image, axes=axes[row])
         axes[row, 1].set_title(f"{label}: {len(inst)} instances")
@@ -354,3 +355,47 @@ def plot_statistics(result: ModalityResult, which: str = "post", bins: int = 20)
     fig = plot_distributions(pred_df, ref_df, bins=bins, labels=(f"prediction ({which})", "reference"))
     fig.suptitle(f"{TITLES[result.modality]}: particle statistics", y=1.02)
     return fig
+
+
+# --------------------------------------------------------------------------- what could close the gaps
+
+#: Failure modes on real images and the generator settings (``nanowire_utils.presets``) that
+#: model them; :func:`generator_gaps` shows their values in two presets.
+GAP_KEYS = {
+    "SEM contrast (surface signal, bright edges, top wire hides lower ones)": ("render.sem_fraction",),
+    "agglomerates and bundles (one blob, many wires)": ("network.bundle_prob", "network.clump_prob"),
+    "faint wires, low OD gradients, noise": ("render.beer_lambert", "render.mu_spread", "render.dose",
+                                             "render.read_noise", "render.contrast_range"),
+    "background haze, uneven illumination": ("render.background", "render.background_scale",
+                                             "render.illumination_gradient"),
+    "non-prismatic wires (over-segmentation inside thick or bent wires)": ("network.taper_prob", "network.bend_prob",
+                                                                           "network.roughness_prob"),
+    "scale (wire widths in pixels)": ("network.width_mean", "network.width_range"),
+}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def generator_gaps(base: str = "paper", richer: str = "rich"):
+    """Table of :data:`GAP_KEYS`: for each failure mode, the generator settings that address it
+    and their values in the ``base`` and ``richer`` generator presets (read from the presets)."""
+    import pandas as pd
+
+    from .presets import get_preset
+
+    a, b = _flat(get_preset(base).to_dict()), _flat(get_preset(richer).to_dict())
+    rows = []
+    for gap, keys in GAP_KEYS.items():
+        for key in keys:
+            if key not in a:
+                raise KeyError(f"generator setting {key} no longer exists; update crossmodality.GAP_KEYS")
+            rows.append({"failure mode": gap, "setting": key, base: a[key], richer: b[key]})
+    return pd.DataFrame(rows).set_index(["failure mode", "setting"])

@@ -119,3 +119,15 @@ def test_run_modality_checks_arguments():
         cm.run_modality(OraclePredictor(ref), "stxm", input_scale=0)
     with pytest.raises(ValueError, match="sizes differ"):
         cm.run_modality(OraclePredictor(ref), "stxm", image=np.zeros((10, 10), np.uint8))
+
+
+def test_generator_gaps_reads_the_presets():
+    from nanowire_utils.presets import get_preset
+
+    table = cm.generator_gaps()
+    assert len(table) == sum(len(k) for k in cm.GAP_KEYS.values())
+    rich = get_preset("rich").to_dict()
+    assert table.loc[(next(iter(cm.GAP_KEYS)), "render.sem_fraction"), "rich"] == rich["render"]["sem_fraction"]
+    # the richer preset changes something for every failure mode except the scale
+    changed = table[table["paper"].astype(str) != table["rich"].astype(str)].index.get_level_values(0)
+    assert set(changed) == set(cm.GAP_KEYS) - {"scale (wire widths in pixels)"}
