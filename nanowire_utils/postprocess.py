@@ -35,6 +35,16 @@ def filter_area(instances: Instances, min_area: float = 0, max_area: float | Non
     return instances.subset(keep)
 
 
+def _tight_boxes(masks: np.ndarray) -> np.ndarray:
+    """Row/column box (y0, x0, y1, x1), end-exclusive, of each mask; empty masks get (0, 0, 0, 0)."""
+    boxes = np.zeros((len(masks), 4), int)
+    for k, m in enumerate(masks):
+        rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+        if len(rows):
+            boxes[k] = rows[0], cols[0], rows[-1] + 1, cols[-1] + 1
+    return boxes
+
+
 def remove_nested(instances: Instances, fraction: float = 0.8) -> Instances:
     """Remove instances lying mostly inside a larger one.
 
@@ -53,19 +63,26 @@ def remove_nested(instances: Instances, fraction: float = 0.8) -> Instances:
     n = len(instances)
     if n < 2:
         return instances.subset(np.ones(n, bool))
-    flat = instances.masks.reshape(n, -1).astype(np.float32)
-    area = flat.sum(axis=1)
-    inter = flat @ flat.T  # pixels shared by each pair
+    masks = instances.masks
+    area = masks.sum(axis=(1, 2))
+    boxes = _tight_boxes(masks)
     # rank: larger area first, then higher score, then earlier index
     order = np.lexsort((np.arange(n), -instances.scores, -area))
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     keep = np.ones(n, bool)
-    for i in range(n):
-        if area[i] == 0:
+    # Only pairs whose mask boxes overlap can share pixels; intersect them inside the overlap
+    # box alone, so that hundreds of predictions on a large image cost seconds, not N x H x W.
+    y0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    x0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    y1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    x1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    overlapping = (y1 > y0) & (x1 > x0) & (rank[None, :] < rank[:, None])
+    for i, j in zip(*np.nonzero(overlapping)):
+        if not keep[i] or area[i] == 0:
             continue
-        larger = rank < rank[i]
-        if np.any(larger & (inter[i] >= fraction * area[i])):
+        win = (slice(y0[i, j], y1[i, j]), slice(x0[i, j], x1[i, j]))
+        if np.count_nonzero(masks[i][win] & masks[j][win]) >= fraction * area[i]:
             keep[i] = False
     return instances.subset(keep)
 
