@@ -95,12 +95,15 @@ def draw_architecture(cfg=None, ax=None):
         centers[name] = (x, y, w, h)
 
     def arrow(a, b, side_a="right", side_b="left", text=None, dy=0.0):
+        vertical = side_a in ("top", "bottom") and side_b in ("top", "bottom")
         xa, ya, wa, ha_ = centers[a]
         xb, yb, wb, hb = centers[b]
         pa = {"right": (xa + wa, ya + ha_ / 2 + dy), "top": (xa + wa / 2, ya + ha_), "bottom": (xa + wa / 2, ya)}[side_a]
         pb = {"left": (xb, yb + hb / 2 + dy), "top": (xb + wb / 2, yb + hb), "bottom": (xb + wb / 2, yb)}[side_b]
         ax.add_patch(FancyArrowPatch(pa, pb, arrowstyle="-|>", mutation_scale=12, lw=1.2, color="0.25"))
-        if text:
+        if text and vertical:
+            ax.text(pa[0] + 0.1, (pa[1] + pb[1]) / 2, text, ha="left", va="center", fontsize=7, color="0.25")
+        elif text:
             ax.text((pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2 + 0.12, text, ha="center", va="bottom", fontsize=7, color="0.25")
 
     block("image", 0.1, 2.3, 1.1, 1.0, "image\n(gray -> 3 ch.)", "io")
@@ -111,12 +114,12 @@ def draw_architecture(cfg=None, ax=None):
     block("roialign", 5.6, 1.1, 1.9, 1.6, f"ROIAlign\n{box_res}x{box_res} (box)\n{mask_res}x{mask_res} (mask)", "roi")
     block("boxhead", 8.1, 2.9, 1.7, 1.1, "box head\n(FC layers)", "head")
     block("maskhead", 8.1, 0.6, 1.7, 1.1, f"mask head\n(conv) -> {2 * mask_res}x{2 * mask_res}", "head")
-    block("cls", 10.3, 3.6, 1.55, 0.7, "class score\nL_cls", "io")
-    block("bbox", 10.3, 2.6, 1.55, 0.7, "box refinement\nL_bbox", "io")
-    block("mask", 10.3, 0.8, 1.55, 0.7, "binary mask\nL_mask", "io")
+    block("cls", 10.3, 3.6, 1.55, 0.7, "class score\n$L_{cls}$", "io")
+    block("bbox", 10.3, 2.6, 1.55, 0.7, "box refinement\n$L_{bbox}$", "io")
+    block("mask", 10.3, 0.8, 1.55, 0.7, "binary mask\n$L_{mask}$", "io")
 
     arrow("image", "resnet")
-    arrow("resnet", "fpn", text="C2-C5")
+    arrow("resnet", "fpn")
     arrow("fpn", "rpn", side_a="top", side_b="left", text="all levels")
     arrow("fpn", "roialign", side_a="bottom", side_b="left", text="features")
     arrow("rpn", "roialign", side_a="bottom", side_b="top", text="proposals (ROIs)")
@@ -128,7 +131,7 @@ def draw_architecture(cfg=None, ax=None):
     ax.text(7.6, 4.95, "RPN losses: objectness + anchor box regression", fontsize=7.5, color="0.3")
     ax.text(0.1, 5.35, "(1) feature extraction", fontsize=9, weight="bold", color="#3d6fa3")
     ax.text(5.4, 5.35, "(2) region proposal and alignment", fontsize=9, weight="bold", color="#b26b00")
-    ax.text(8.1, 0.1, "(3) prediction heads       L = L_bbox + L_cls + L_mask", fontsize=9, weight="bold", color="#8a3a5c")
+    ax.text(8.1, 0.1, "(3) prediction heads       $L = L_{bbox} + L_{cls} + L_{mask}$", fontsize=9, weight="bold", color="#8a3a5c")
     return fig
 
 
