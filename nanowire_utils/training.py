@@ -472,7 +472,13 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             log.info("resuming with changed settings: %s", changed)
         weights_info = dict(ckpt.get("weights", {}), resumed=str(ckpt_path))
     else:
-        cfg, weights_info = resolve_weights(cfg) if D.main or D.world == 1 else resolve_weights(cfg, allow_download=False)
+        # rank 0 resolves (and may download) first; the others then find the cached file
+        if D.main:
+            cfg, weights_info = resolve_weights(cfg)
+        if D.world > 1:
+            torch.distributed.barrier()
+        if not D.main:
+            cfg, weights_info = resolve_weights(cfg, allow_download=False)
 
     _seed_all(cfg["SEED"] + D.rank)
     model = build_model(cfg).to(device)
@@ -694,7 +700,7 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
 
 
 # --------------------------------------------------------------------------- curves
-def plot_training_curves(run_dir, ax=None):
+def plot_training_curves(run_dir):
     """Losses (left) and validation AP (right) vs iteration, from ``RUN_DIR/metrics.jsonl``.
 
     Returns the matplotlib Figure.
