@@ -105,24 +105,11 @@ def load_split(data_dir, split: str = "train", *, require_annotations: bool = Fa
 
 
 def read_image(path) -> np.ndarray:
-    """A gray image as float32 (H, W) in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is."""
-    path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    """A gray image as float32 (H, W) in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is
+    (the dataset reader's :func:`nanowire_utils.dataset.load_image`)."""
+    from .dataset import load_image
 
-        img = tifffile.imread(path)
-    else:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            img = np.asarray(im)
-    if img.ndim == 3:
-        img = img[..., :3].mean(axis=-1) if img.shape[-1] in (3, 4) else img[0]
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    return img.astype(np.float32)
+    return load_image(path)
 
 
 def decode_masks(record: Record) -> np.ndarray:

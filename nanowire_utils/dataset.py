@@ -564,7 +564,7 @@ def read_split(dataset_dir, split: str = "train") -> SplitReader:
 
 
 def load_image(path) -> np.ndarray:
-    """A dataset image as float32 in [0, 1] (8-bit PNG or 16-bit TIFF)."""
+    """A dataset image as gray float32 (H, W) in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is."""
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
@@ -575,5 +575,7 @@ def load_image(path) -> np.ndarray:
 
         with Image.open(path) as im:
             arr = np.asarray(im)
+    if arr.ndim == 3:  # RGB(A) or channels-first: average the colour channels
+        arr = arr[..., :3].mean(axis=-1) if arr.shape[-1] in (3, 4) else arr[0]
     scale = np.iinfo(arr.dtype).max if np.issubdtype(arr.dtype, np.integer) else 1.0
     return arr.astype(np.float32) / np.float32(scale)

@@ -120,7 +120,6 @@ def build_model(cfg: TrainConfig):
     ``MODEL.ROI_HEADS.NUM_CLASSES + 1`` (torchvision counts the background). Backbone
     stages before ``MODEL.BACKBONE.FREEZE_AT`` get ``requires_grad=False``.
     """
-    import torch.nn as nn
     import torchvision
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import BackboneWithFPN

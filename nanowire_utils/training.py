@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 from .config import TrainConfig, apply_epochs, iterations_to_epochs
 from .data import SampleStream, PositionSampler, load_split, make_loader, read_image, to_tensor_image
-from .instances import Instances
+from .inference import instances_to_coco_results
 from .model import ARCH_KEYS, arch_string, build_model, load_state_checked, outputs_to_instances, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -193,29 +192,6 @@ def _predict_batches(model, images: list[np.ndarray], device, batch_size: int = 
             batch = [to_tensor_image(im).to(device) for im in images[i : i + batch_size]]
             outs.extend({k: v.cpu() for k, v in o.items()} for o in model(batch))
     return outs
-
-
-def instances_to_coco_results(inst: Instances, image_id: int, category_id: int = 1) -> list[dict]:
-    """COCO results (RLE masks via pycocotools, ``counts`` as str) of one image's instances."""
-    from pycocotools import mask as mask_util
-
-    if not len(inst):
-        return []
-    rles = mask_util.encode(np.asfortranarray(inst.masks.transpose(1, 2, 0).astype(np.uint8)))
-    boxes = inst.boxes_xywh()
-    res = []
-    for k, rle in enumerate(rles):
-        rle["counts"] = rle["counts"].decode("ascii")
-        res.append(
-            {
-                "image_id": int(image_id),
-                "category_id": category_id,
-                "score": float(inst.scores[k]),
-                "bbox": [float(x) for x in boxes[k]],
-                "segmentation": rle,
-            }
-        )
-    return res
 
 
 def _subset_gt(coco: dict, image_ids) -> dict:
@@ -439,9 +415,9 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
     # ---- data
     coco_train, records = load_split(data_dir, "train", require_annotations=cfg["DATALOADER.FILTER_EMPTY_ANNOTATIONS"])
     try:
-        coco_val, val_records = load_split(data_dir, "val")
+        _, val_records = load_split(data_dir, "val")
     except FileNotFoundError:
-        coco_val, val_records = None, []
+        val_records = []
         log.warning("no val split in %s: periodic validation AP is skipped", data_dir)
     cfg, epochs_text = apply_epochs(cfg, len(records))
     if epochs_text:

@@ -11,7 +11,6 @@ from nanowire_utils.annotations import (
     instances_to_coco,
     load_reference,
     load_reference_annotation,
-    mask_to_polygons,
     parse_sketch,
     polygons_to_mask,
     read_annotations,
