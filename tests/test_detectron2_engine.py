@@ -39,8 +39,10 @@ def test_scratch_training_uses_groupnorm_and_freeze_at_0():
     cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18
     assert cfg["MODEL.WEIGHTS"] == ""
     d = d2e.detectron2_overrides(cfg, device="cpu")
-    assert d["MODEL.RESNETS.NORM"] == "GN"
+    assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "BN"  # trainable BN stays trainable
     assert d["MODEL.BACKBONE.FREEZE_AT"] == 0
+    gn = d2e.detectron2_overrides(TrainConfig.from_preset("cpu", {"MODEL.RESNETS.NORM": "GN"}), device="cpu")
+    assert gn["MODEL.RESNETS.NORM"] == "GN" and gn["MODEL.BACKBONE.FREEZE_AT"] == 0
     assert d["MODEL.FPN.NORM"] == "GN" and d["MODEL.ROI_MASK_HEAD.NORM"] == "GN"
     assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
     conv_head = d2e.detectron2_overrides(TrainConfig.from_preset("cpu", {"MODEL.ROI_BOX_HEAD.NUM_CONV": 4}), device="cpu")
