@@ -34,4 +34,3 @@ fi
 "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nanowire-utils)" >/dev/null
 
 export PATH="$VENV/bin:$PATH"
-export MPLBACKEND="${MPLBACKEND:-Agg}"

@@ -13,8 +13,18 @@ if [ -z "${NANOWIRE_UTILS_SAMPLES:-}" ] && [ -d "$ROOT/../shared/data/v2o5_sampl
     export NANOWIRE_UTILS_SAMPLES="$(cd "$ROOT/../shared/data/v2o5_sample_images" && pwd)"
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+# A non-interactive MPLBACKEND (e.g. Agg) in the environment would reach the kernels and stop
+# matplotlib's inline display: the chapters would build without a single figure.
+unset MPLBACKEND
 echo "==> building the book on $(hostname): $(nproc) cores, $(python -c 'import platform; print(platform.processor() or platform.machine())'), torch $(python -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
 START=$(date +%s)
 jupyter-book build . "$@"
+# Every chapter draws figures: a chapter page without one means the figures were lost.
+for page in _build/html/notebooks/*.html; do
+    if ! grep -q '_images/' "$page"; then
+        echo "ERROR: $page has no figures (is a non-inline matplotlib backend set?)" >&2
+        exit 1
+    fi
+done
 echo "==> book built in $(( $(date +%s) - START )) s: $ROOT/_build/html/index.html"
 echo "    per-notebook execution times: _build/html/book/execution_status.html"

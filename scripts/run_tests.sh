@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 # Each test process uses one thread for torch/BLAS and two processes share the 2 cores of the CI
 # machine. Measured on the project's (shared, busy) 2-core machine, whole suite: 134 s with
 # -n 2, 130 s serially; on a machine with 2 idle cores the two workers are what can overlap.
+# Figures are not looked at in tests: a non-interactive backend.
+export MPLBACKEND="${MPLBACKEND:-Agg}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 WORKERS="${PYTEST_WORKERS:-2}"
 if [ "$WORKERS" = "0" ]; then PARALLEL=(); else PARALLEL=(-n "$WORKERS"); fi
