@@ -11,14 +11,6 @@ torch = pytest.importorskip("torch")
 from nanowire_utils.cli import main  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A smoke-preset run folder (random weights) in the training contract layout."""

@@ -12,14 +12,6 @@ from nanowire_utils.instances import Instances  # noqa: E402
 from nanowire_utils import inference as inf  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def make_run(run_dir: Path, preset="smoke", seed=0) -> Path:
     """A run folder in the training contract layout holding a random-weight model."""
     from nanowire_utils.config import TrainConfig

@@ -9,11 +9,6 @@ from nanowire_utils.instances import Instances
 from nanowire_utils.model import arch_string, build_model, load_checkpoint, outputs_to_instances
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _tiny(**over):
     base = {"INPUT.MIN_SIZE_TRAIN": [64], "INPUT.MAX_SIZE_TRAIN": 64, "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 64}
     base.update(over)

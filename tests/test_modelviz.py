@@ -17,8 +17,7 @@ SIZE = 64
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+def _close_figures():
     yield
     plt.close("all")
 

@@ -11,15 +11,6 @@ from nanowire_utils import pipeline
 from nanowire_utils.config import dataset_spec
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch = pytest.importorskip("torch")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _n_images(data_dir):
     return sum(len(json.loads((data_dir / "annotations" / f"instances_{s}.json").read_text())["images"])
                for s in ("train", "val", "test"))

@@ -25,11 +25,6 @@ from nanowire_utils.training import (
 SIZE = 96
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     with pytest.warns(UserWarning, match="skipping 1 of 7"):
