@@ -394,24 +394,15 @@ GAP_KEYS = {
 }
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def generator_gaps(base: str = "paper", richer: str = "rich"):
     """Table of :data:`GAP_KEYS`: for each failure mode, the generator settings that address it
     and their values in the ``base`` and ``richer`` generator presets (read from the presets)."""
     import pandas as pd
 
+    from .dataset import flatten_params
     from .presets import get_preset
 
-    a, b = _flat(get_preset(base).to_dict()), _flat(get_preset(richer).to_dict())
+    a, b = flatten_params(get_preset(base).to_dict()), flatten_params(get_preset(richer).to_dict())
     rows = []
     for gap, keys in GAP_KEYS.items():
         for key in keys:

@@ -248,11 +248,12 @@ def _parameters(config, seed, n, fractions) -> dict:
     }
 
 
-def _flat(d, prefix=""):
+def flatten_params(d: dict, prefix: str = "") -> dict:
+    """A nested parameter dict as one level with dotted keys ("network.width_mean": 18.0)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten_params(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -267,7 +268,7 @@ def _prepare_folder(out_dir: Path, params: dict) -> None:
             raise ValueError(f"{meta_path} is corrupt; delete the folder {out_dir} and generate again") from None
         new = json.loads(_dumps(params))
         if old != new:
-            a, b = _flat(old), _flat(new)
+            a, b = flatten_params(old), flatten_params(new)
             diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             raise FileExistsError(
                 f"{out_dir} already holds a dataset made with different parameters ({'; '.join(diff[:5])}"
