@@ -1,6 +1,6 @@
 """Benchmark synthetic dataset generation: images/s and peak memory.
 
-Measures end-to-end :func:`nanowire_utils.dataset.write_dataset` (512 x 512 "paper" images,
+Measures end-to-end :func:`nanowire_utils.synth.dataset.write_dataset` (512 x 512 "paper" images,
 rendering, PNG files, RLE masks, COCO JSON assembly) for the analytic and the voxel
 projection path, on 1 worker and on all cores, in one run; and the peak resident memory
 (RSS) of a single-process run for a small and a large N, to show memory does not grow with N.
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 import nanowire_utils
-from nanowire_utils.dataset import _default_workers, write_dataset
+from nanowire_utils.synth.dataset import _default_workers, write_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 MEMORY_CHILD = """
 import resource, sys, time
-from nanowire_utils.dataset import write_dataset
+from nanowire_utils.synth.dataset import write_dataset
 n, out = int(sys.argv[1]), sys.argv[2]
 t = time.perf_counter()
 write_dataset(out, n, seed=0, config="paper", workers=1, progress=False)
@@ -86,7 +86,9 @@ def throughput(path: str, workers: int, n: int, tmp: Path) -> dict:
 
 def peak_memory(n: int, tmp: Path) -> dict:
     out = tmp / f"mem_{n}"
-    res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(n), str(out)], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(n), str(out)], capture_output=True, text=True, check=True
+    )
     rss, seconds = (float(v) for v in res.stdout.split())
     shutil.rmtree(out)
     return {"n": n, "workers": 1, "peak_rss_mib": round(rss, 1), "seconds": round(seconds, 1)}
@@ -130,7 +132,9 @@ def main(argv=None) -> int:
         "analytic_over_voxel": {w: round(rate("analytic", w) / rate("voxel", w), 1) for w in sorted({1, cores})},
         "analytic_over_voxel_cpu": round(
             next(r["images_per_cpu_s"] for r in rows if r["path"] == "analytic" and r["workers"] == 1)
-            / next(r["images_per_cpu_s"] for r in rows if r["path"] == "voxel" and r["workers"] == 1), 1),
+            / next(r["images_per_cpu_s"] for r in rows if r["path"] == "voxel" and r["workers"] == 1),
+            1,
+        ),
         "memory": memory,
         "target_analytic_images_per_s_per_core": 50,
     }
@@ -145,13 +149,17 @@ def main(argv=None) -> int:
         "",
         "| path | workers | images | seconds | images/s | images/s per worker | images per CPU-second | masks |",
         "|---|---|---|---|---|---|---|---|",
-        *[f"| {r['path']} | {r['workers']} | {r['n']} | {r['seconds']} | {r['images_per_s']} | {r['images_per_s_per_worker']} "
-          f"| {r['images_per_cpu_s'] or '-'} | {r['masks']} |" for r in rows],
+        *[
+            f"| {r['path']} | {r['workers']} | {r['n']} | {r['seconds']} | {r['images_per_s']} | {r['images_per_s_per_worker']} "
+            f"| {r['images_per_cpu_s'] or '-'} | {r['masks']} |"
+            for r in rows
+        ],
         "",
         "Images per CPU-second (1 worker only) counts the CPU time this process got, so it shows the speed of one "
         "uncontended core even when other jobs load the machine.",
         "",
-        "Analytic / voxel speed ratio: " + ", ".join(f"{v}x on {w} worker(s)" for w, v in result["analytic_over_voxel"].items())
+        "Analytic / voxel speed ratio: "
+        + ", ".join(f"{v}x on {w} worker(s)" for w, v in result["analytic_over_voxel"].items())
         + f"; {result['analytic_over_voxel_cpu']}x per CPU-second.",
         "",
         "Peak memory (RSS of one process generating everything, masks and COCO files included):",

@@ -37,8 +37,13 @@ from pathlib import Path
 def _device_info() -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cuda": torch.cuda.is_available(),
+    }
     if info["cuda"]:
         info["gpu"] = torch.cuda.get_device_name(0)
     try:
@@ -54,10 +59,10 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
     """Training iterations per second of ``preset`` (batches read from ``data_dir``'s train split)."""
     import torch
 
-    from nanowire_utils.config import TrainConfig
-    from nanowire_utils.data import SampleStream, load_split
-    from nanowire_utils.model import build_model
-    from nanowire_utils.weights import scratch_safe
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.loading import SampleStream, load_split
+    from nanowire_utils.maskrcnn.model import build_model
+    from nanowire_utils.maskrcnn.weights import scratch_safe
 
     cfg = TrainConfig.from_preset(preset, **{"DEVICE": device})
     if cfg["MODEL.WEIGHTS"] == "coco":  # speed does not depend on the initial weights; never download here
@@ -65,7 +70,9 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
     _, recs = load_split(data_dir, "train")
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg["SOLVER.BASE_LR"] * 0.1, momentum=0.9)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg["SOLVER.BASE_LR"] * 0.1, momentum=0.9
+    )
     stream = SampleStream(recs, cfg, 0)
     b = cfg["SOLVER.IMS_PER_BATCH"]
     times = []
@@ -82,8 +89,15 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     s = sorted(times[warmup:])[len(times[warmup:]) // 2]
-    return {"preset": preset, "arch": model.nanowire_arch, "ims_per_batch": b, "s_per_iter": s, "iters_per_s": 1.0 / s,
-            "images_per_s": b / s, "train_size": cfg["INPUT.CROP.SIZE"] if cfg["INPUT.CROP.ENABLED"] else cfg["INPUT.MIN_SIZE_TRAIN"]}
+    return {
+        "preset": preset,
+        "arch": model.nanowire_arch,
+        "ims_per_batch": b,
+        "s_per_iter": s,
+        "iters_per_s": 1.0 / s,
+        "images_per_s": b / s,
+        "train_size": cfg["INPUT.CROP.SIZE"] if cfg["INPUT.CROP.ENABLED"] else cfg["INPUT.MIN_SIZE_TRAIN"],
+    }
 
 
 def measure_inference(model, n: int = 5, size: int = 512) -> dict:
@@ -94,7 +108,7 @@ def measure_inference(model, n: int = 5, size: int = 512) -> dict:
     img = torch.rand(3, size, size)
     times = []
     with torch.inference_mode():
-        for i in range(n + 1):
+        for _ in range(n + 1):
             t = time.perf_counter()
             model([img])
             times.append(time.perf_counter() - t)
@@ -106,9 +120,9 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
     snapshot; then test AP of each snapshot."""
     import shutil
 
-    from nanowire_utils.config import TrainConfig
-    from nanowire_utils.model import load_checkpoint
-    from nanowire_utils.training import evaluate_split, read_metrics, train
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.model import load_checkpoint
+    from nanowire_utils.maskrcnn.training import evaluate_split, read_metrics, train
 
     run = out / "run_cpu"
     snaps = run / "snapshots"
@@ -118,7 +132,9 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
     k = 1
     while True:
         stop = min(minutes, k * every)
-        result = train(cfg, data_dir, run, resume=True, progress=progress, stop_at_minutes=stop if stop < minutes else None)
+        result = train(
+            cfg, data_dir, run, resume=True, progress=progress, stop_at_minutes=stop if stop < minutes else None
+        )
         snaps.mkdir(parents=True, exist_ok=True)
         snap = snaps / f"model_{result.elapsed_s / 60:06.2f}min.pth"
         shutil.copy(run / "model_final.pth", snap)
@@ -131,13 +147,26 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
     for result, snap in taken:
         model, _ = load_checkpoint(snap)
         m = evaluate_split(model, data_dir, "test", progress=False)
-        points.append({"minutes": round(result.elapsed_s / 60, 3), "iteration": result.iterations,
-                       "bbox_AP": m["bbox"]["AP"], "bbox_AP50": m["bbox"]["AP50"], "segm_AP": m["segm"]["AP"],
-                       "segm_AP50": m["segm"]["AP50"], "test_images": m["n_images"]})
+        points.append(
+            {
+                "minutes": round(result.elapsed_s / 60, 3),
+                "iteration": result.iterations,
+                "bbox_AP": m["bbox"]["AP"],
+                "bbox_AP50": m["bbox"]["AP50"],
+                "segm_AP": m["segm"]["AP"],
+                "segm_AP50": m["segm"]["AP50"],
+                "test_images": m["n_images"],
+            }
+        )
         print(json.dumps(points[-1]), flush=True)
     recs = [r for r in read_metrics(run) if r.get("kind") == "train"]
-    return {"points": points, "train_wall_minutes": train_minutes, "config": cfg.to_dict(),
-            "iters_per_s_mean": recs[-1]["iteration"] / recs[-1]["elapsed_s"] if recs else None, "model": model}
+    return {
+        "points": points,
+        "train_wall_minutes": train_minutes,
+        "config": cfg.to_dict(),
+        "iters_per_s_mean": recs[-1]["iteration"] / recs[-1]["elapsed_s"] if recs else None,
+        "model": model,
+    }
 
 
 def plot(points: list[dict], path: Path, title: str):
@@ -159,29 +188,41 @@ def plot(points: list[dict], path: Path, title: str):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="synthetic dataset folder (train and test splits)")
     p.add_argument("--out", required=True, help="output folder (JSON, PNG, the run)")
     p.add_argument("--minutes", type=float, default=30.0, help="training budget of the cpu preset")
     p.add_argument("--every", type=float, default=5.0, help="evaluate test AP every this many minutes")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--quick", action="store_true", help="tiny settings to check the script: smoke speed only, 2 speed iterations")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny settings to check the script: smoke speed only, 2 speed iterations"
+    )
     p.add_argument("--skip-curve", action="store_true", help="only speed and inference")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override cpu-preset keys")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override cpu-preset keys"
+    )
     args = p.parse_args(argv)
 
     import torch
 
-    from nanowire_utils.config import TrainConfig, parse_value
-    from nanowire_utils.model import build_model
+    from nanowire_utils.maskrcnn.config import TrainConfig, parse_value
+    from nanowire_utils.maskrcnn.model import build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.overrides)}
-    report = {"device": _device_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "data": str(args.data),
-              "minutes": args.minutes, "every": args.every, "overrides": overrides}
+    report = {
+        "device": _device_info(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "data": str(args.data),
+        "minutes": args.minutes,
+        "every": args.every,
+        "overrides": overrides,
+    }
     model = None
     if not args.skip_curve:
         curve = run_curve(args.data, out, args.minutes, args.every, overrides)

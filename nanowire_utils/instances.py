@@ -34,9 +34,7 @@ class Instances:
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         n = len(self.masks)
         if len(self.boxes) != n or len(self.scores) != n:
-            raise ValueError(
-                f"masks, boxes and scores disagree in length: {n}, {len(self.boxes)}, {len(self.scores)}"
-            )
+            raise ValueError(f"masks, boxes and scores disagree in length: {n}, {len(self.boxes)}, {len(self.scores)}")
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -46,12 +44,12 @@ class Instances:
         return tuple(self.masks.shape[1:])
 
     @classmethod
-    def empty(cls, shape: tuple[int, int]) -> "Instances":
+    def empty(cls, shape: tuple[int, int]) -> Instances:
         """No instances in an image of ``shape`` (rows, cols)."""
         return cls(np.zeros((0, *shape), bool), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
     @classmethod
-    def from_masks(cls, masks: np.ndarray, scores: np.ndarray | None = None) -> "Instances":
+    def from_masks(cls, masks: np.ndarray, scores: np.ndarray | None = None) -> Instances:
         """Instances from masks alone: boxes are the masks' tight boxes, scores default to 1."""
         masks = np.asarray(masks, dtype=bool)
         boxes = np.zeros((len(masks), 4), np.float32)
@@ -69,6 +67,6 @@ class Instances:
         b[:, 2:] -= b[:, :2]
         return b
 
-    def subset(self, keep) -> "Instances":
+    def subset(self, keep) -> Instances:
         """The instances selected by a boolean array or index list ``keep``."""
         return Instances(self.masks[keep], self.boxes[keep], self.scores[keep])

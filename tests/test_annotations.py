@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nanowire_utils.annotations import (
+from nanowire_utils.instances import Instances
+from nanowire_utils.real.annotations import (
     REFERENCE_NAMES,
     detect_format,
     instances_to_coco,
@@ -19,8 +20,7 @@ from nanowire_utils.annotations import (
     sketch_to_instances,
     write_coco,
 )
-from nanowire_utils.evaluation import mask_iou
-from nanowire_utils.instances import Instances
+from nanowire_utils.real.evaluation import mask_iou
 
 H, W = 30, 40
 SQUARE = [10, 5, 20, 5, 20, 15, 10, 15]  # x, y: 10 x 10 px square
@@ -35,7 +35,15 @@ def _coco(anns, width=W, height=H, file_name="img.png"):
 
 
 def _ann(i, seg, image_id=1):
-    return {"id": i, "image_id": image_id, "category_id": 1, "segmentation": seg, "area": 1.0, "bbox": [0, 0, 1, 1], "iscrowd": 0}
+    return {
+        "id": i,
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": seg,
+        "area": 1.0,
+        "bbox": [0, 0, 1, 1],
+        "iscrowd": 0,
+    }
 
 
 def _masks():
@@ -117,7 +125,14 @@ def test_vgg_labelme_and_mask_folder(tmp_path):
             "filename": "img.png",
             "size": 123,
             "regions": [
-                {"shape_attributes": {"name": "polygon", "all_points_x": [10, 20, 20, 10], "all_points_y": [5, 5, 15, 15]}, "region_attributes": {}},
+                {
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": [10, 20, 20, 10],
+                        "all_points_y": [5, 5, 15, 15],
+                    },
+                    "region_attributes": {},
+                },
                 {"shape_attributes": {"name": "point", "cx": 3, "cy": 3}, "region_attributes": {}},
             ],
             "file_attributes": {},
@@ -138,9 +153,19 @@ def test_vgg_labelme_and_mask_folder(tmp_path):
         "imageHeight": H,
         "imageWidth": W,
         "shapes": [
-            {"label": "wire", "points": [[10, 5], [20, 5], [20, 15], [10, 15]], "shape_type": "polygon", "group_id": None},
+            {
+                "label": "wire",
+                "points": [[10, 5], [20, 5], [20, 15], [10, 15]],
+                "shape_type": "polygon",
+                "group_id": None,
+            },
             {"label": "wire", "points": [[30, 2], [34, 28]], "shape_type": "rectangle", "group_id": 7},
-            {"label": "wire", "points": [[15, 10], [35, 10], [35, 12], [15, 12]], "shape_type": "polygon", "group_id": 7},
+            {
+                "label": "wire",
+                "points": [[15, 10], [35, 10], [35, 12], [15, 12]],
+                "shape_type": "polygon",
+                "group_id": 7,
+            },
         ],
     }
     p = tmp_path / "labelme.json"

@@ -5,21 +5,60 @@ import sys
 import pytest
 
 from nanowire_utils.cli import main
-from nanowire_utils.cli_generate import parse_set
+from nanowire_utils.cli.generate import parse_set
 
 
 def test_generate_writes_dataset(tmp_path, capsys):
     out = tmp_path / "d"
-    rc = main(["generate", "--n", "3", "--out", str(out), "--preset", "smoke", "--workers", "1",
-               "--splits", "1,0,0", "--set", "render.blur_sigma=1", "--set", "min_visible_area=5", "--no-progress"])
+    rc = main(
+        [
+            "generate",
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            "--preset",
+            "smoke",
+            "--workers",
+            "1",
+            "--splits",
+            "1,0,0",
+            "--set",
+            "render.blur_sigma=1",
+            "--set",
+            "min_visible_area=5",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert "3 images" in capsys.readouterr().out
     meta = json.loads((out / "dataset.json").read_text())["parameters"]
     assert meta["config"]["render"]["blur_sigma"] == 1 and meta["config"]["min_visible_area"] == 5
     assert len(list((out / "images" / "train").glob("*.png"))) == 3
     # a second run resumes: nothing left to do
-    assert main(["generate", "--n", "3", "--out", str(out), "--preset", "smoke", "--workers", "1",
-                 "--splits", "1,0,0", "--set", "render.blur_sigma=1", "--set", "min_visible_area=5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--n",
+                "3",
+                "--out",
+                str(out),
+                "--preset",
+                "smoke",
+                "--workers",
+                "1",
+                "--splits",
+                "1,0,0",
+                "--set",
+                "render.blur_sigma=1",
+                "--set",
+                "min_visible_area=5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "skipped 3" in capsys.readouterr().out
 
 
@@ -58,7 +97,25 @@ def test_bad_n_is_rejected_by_the_parser(tmp_path, capsys, n):
 def test_mixing_into_other_dataset_is_refused(tmp_path, capsys):
     out = str(tmp_path / "d")
     assert main(["generate", "--n", "2", "--out", out, "--preset", "smoke", "--workers", "1", "--no-progress"]) == 0
-    assert main(["generate", "--n", "2", "--out", out, "--preset", "smoke", "--seed", "1", "--workers", "1", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--n",
+                "2",
+                "--out",
+                out,
+                "--preset",
+                "smoke",
+                "--seed",
+                "1",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "different parameters" in capsys.readouterr().err
 
 
@@ -66,7 +123,18 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
     text = capsys.readouterr().out
-    for opt in ("--n", "--out", "--seed", "--preset", "--workers", "--format", "--splits", "--path", "--set", "--no-progress"):
+    for opt in (
+        "--n",
+        "--out",
+        "--seed",
+        "--preset",
+        "--workers",
+        "--format",
+        "--splits",
+        "--path",
+        "--set",
+        "--no-progress",
+    ):
         assert opt in text
 
 
@@ -77,7 +145,13 @@ def test_samples_command_lists_paths(capsys):
 
 
 def test_parse_set_reads_json_values():
-    assert parse_set(["a=3", "b=[1, 2]", "c=true", "d=text", "e=1.5"]) == {"a": 3, "b": [1, 2], "c": True, "d": "text", "e": 1.5}
+    assert parse_set(["a=3", "b=[1, 2]", "c=true", "d=text", "e=1.5"]) == {
+        "a": 3,
+        "b": [1, 2],
+        "c": True,
+        "d": "text",
+        "e": 1.5,
+    }
 
 
 def test_generate_does_not_import_torch(tmp_path):

@@ -14,16 +14,24 @@ from nanowire_utils.cli import main  # noqa: E402
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A smoke-preset run folder (random weights) in the training contract layout."""
-    from nanowire_utils.config import TrainConfig
-    from nanowire_utils.model import build_model
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.model import build_model
 
     cfg = TrainConfig.from_preset("smoke")
     torch.manual_seed(0)
     model = build_model(cfg)
     run = tmp_path_factory.mktemp("cli") / "run"
     run.mkdir()
-    torch.save({"model": model.state_dict(), "iteration": 0, "config": cfg.to_dict(), "engine": "torchvision",
-                "arch": model.nanowire_arch}, run / "model_final.pth")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "iteration": 0,
+            "config": cfg.to_dict(),
+            "engine": "torchvision",
+            "arch": model.nanowire_arch,
+        },
+        run / "model_final.pth",
+    )
     cfg.to_json(run / "config.json")
     return run
 
@@ -31,7 +39,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A tiny synthetic data set written by the project's own writer."""
-    from nanowire_utils.dataset import write_dataset
+    from nanowire_utils.synth.dataset import write_dataset
 
     out = tmp_path_factory.mktemp("cli") / "data"
     write_dataset(out, n=6, seed=0, config="smoke", splits=(0.34, 0.33, 0.33), workers=1, progress=False)
@@ -115,8 +123,9 @@ def _one_line_error(capsys, argv, *words):
 def test_user_errors_are_one_line(run_dir, tmp_path, capsys):
     paths = _images(tmp_path / "in", n=1)
     _one_line_error(capsys, ["predict", str(tmp_path / "nope"), str(paths[0]), "--out", str(tmp_path / "o")], "train")
-    _one_line_error(capsys, ["predict", str(run_dir), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")],
-                    "missing.png")
+    _one_line_error(
+        capsys, ["predict", str(run_dir), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")], "missing.png"
+    )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image at all")
     _one_line_error(capsys, ["predict", str(run_dir), str(bad), "--out", str(tmp_path / "o")], "bad.png")

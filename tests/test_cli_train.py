@@ -17,8 +17,26 @@ def test_help_lists_the_options(capsys):
 
 
 def test_show_config_applies_preset_flags_and_sets(capsys, tmp_path):
-    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "smoke", "--max-minutes", "2.5",
-               "--engine", "torchvision", "--set", "SOLVER.BASE_LR=0.005", "--set", "MODEL.RPN.IOU_THRESHOLDS=[0.3, 0.6]", "--show-config"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "smoke",
+            "--max-minutes",
+            "2.5",
+            "--engine",
+            "torchvision",
+            "--set",
+            "SOLVER.BASE_LR=0.005",
+            "--set",
+            "MODEL.RPN.IOU_THRESHOLDS=[0.3, 0.6]",
+            "--show-config",
+        ]
+    )
     assert rc == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["_preset"] == "smoke" and cfg["SOLVER.MAX_MINUTES"] == 2.5 and cfg["ENGINE"] == "torchvision"
@@ -26,7 +44,10 @@ def test_show_config_applies_preset_flags_and_sets(capsys, tmp_path):
     # a config.json can seed another run
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
-    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--config", str(path), "--show-config"]) == 0
+    assert (
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r2"), "--config", str(path), "--show-config"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["SOLVER.BASE_LR"] == 0.005
 
 
@@ -47,7 +68,18 @@ def test_bad_arguments_give_one_line_errors(capsys, tmp_path, args, message):
 
 
 def test_missing_dataset_is_a_one_line_error(capsys, tmp_path):
-    rc = main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--preset", "smoke", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "smoke",
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "nanowire-utils generate" in err and len(err.strip().splitlines()) == 1

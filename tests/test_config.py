@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nanowire_utils.config import (
+from nanowire_utils.maskrcnn.config import (
     DEFAULTS,
     KEYS,
     PRESET_NAMES,
@@ -33,8 +33,17 @@ def test_bad_learning_rate(lr):
         TrainConfig.from_preset("smoke", **{"SOLVER.BASE_LR": lr})
 
 
-@pytest.mark.parametrize("key,value", [("SOLVER.IMS_PER_BATCH", 0), ("SOLVER.IMS_PER_BATCH", 2.5), ("MODEL.RESNETS.DEPTH", 42),
-                                       ("MODEL.RPN.IOU_THRESHOLDS", [0.3]), ("MODEL.RPN.NMS_THRESH", 1.5), ("ENGINE", "keras")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("SOLVER.IMS_PER_BATCH", 0),
+        ("SOLVER.IMS_PER_BATCH", 2.5),
+        ("MODEL.RESNETS.DEPTH", 42),
+        ("MODEL.RPN.IOU_THRESHOLDS", [0.3]),
+        ("MODEL.RPN.NMS_THRESH", 1.5),
+        ("ENGINE", "keras"),
+    ],
+)
 def test_bad_values_name_the_key(key, value):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         TrainConfig.from_preset("smoke").set(key, value)
@@ -81,7 +90,10 @@ def test_json_round_trip(tmp_path):
     back = TrainConfig.from_json(path)
     assert back == cfg and back.preset == "cpu"
     assert back.extra["_weights"]["source"] == "scratch"
-    nested = {"SOLVER": {"BASE_LR": 0.03}, "MODEL": {"RESNETS": {"DEPTH": 18, "NORM": "GN"}, "WEIGHTS": "", "BACKBONE": {"FREEZE_AT": 0}}}
+    nested = {
+        "SOLVER": {"BASE_LR": 0.03},
+        "MODEL": {"RESNETS": {"DEPTH": 18, "NORM": "GN"}, "WEIGHTS": "", "BACKBONE": {"FREEZE_AT": 0}},
+    }
     assert TrainConfig.from_dict(nested)["SOLVER.BASE_LR"] == 0.03
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):

@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from nanowire_utils import crossmodality as cm  # noqa: E402
-from nanowire_utils.annotations import load_reference  # noqa: E402
-from nanowire_utils.evaluation import mask_iou  # noqa: E402
+from nanowire_utils.chapters import crossmodality as cm  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
+from nanowire_utils.real.annotations import load_reference  # noqa: E402
+from nanowire_utils.real.evaluation import mask_iou  # noqa: E402
 
 
 class OraclePredictor:
@@ -35,7 +35,7 @@ class OraclePredictor:
             inner = np.zeros(shape, bool)
             ys, xs = np.nonzero(inst.masks[0])
             cy, cx = int(np.median(ys)), int(np.median(xs))
-            inner[cy - 1:cy + 2, cx - 1:cx + 2] = inst.masks[0][cy - 1:cy + 2, cx - 1:cx + 2]
+            inner[cy - 1 : cy + 2, cx - 1 : cx + 2] = inst.masks[0][cy - 1 : cy + 2, cx - 1 : cx + 2]
             masks.append(inner)
             scores.append(0.3)
         return Instances.from_masks(np.stack(masks), np.asarray(scores, np.float32))
@@ -122,7 +122,7 @@ def test_run_modality_checks_arguments():
 
 
 def test_generator_gaps_reads_the_presets():
-    from nanowire_utils.presets import get_preset
+    from nanowire_utils.synth.generator_presets import get_preset
 
     table = cm.generator_gaps()
     assert len(table) == sum(len(k) for k in cm.GAP_KEYS.values())

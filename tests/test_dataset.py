@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from nanowire_utils.dataset import (
-    decode_rle,
+from nanowire_utils.coco import decode_rle
+from nanowire_utils.instances import Instances
+from nanowire_utils.synth.dataset import (
     load_coco,
     load_image,
     make_sample,
@@ -15,10 +16,9 @@ from nanowire_utils.dataset import (
     split_sizes,
     write_dataset,
 )
-from nanowire_utils.presets import PRESETS, GeneratorConfig, get_preset
-from nanowire_utils.projection import project_network, visible_footprints
-from nanowire_utils.geometry import generate_network
-from nanowire_utils.instances import Instances
+from nanowire_utils.synth.generator_presets import PRESETS, GeneratorConfig, get_preset
+from nanowire_utils.synth.geometry import generate_network
+from nanowire_utils.synth.projection import project_network, visible_footprints
 
 N = 10
 
@@ -178,7 +178,9 @@ def test_bad_arguments(tmp_path, kwargs, match):
 
 def test_tiff16_and_voxel_path(tmp_path):
     out = tmp_path / "tif"
-    write_dataset(out, 2, seed=1, config="smoke", splits=(1, 0, 0), image_format="tiff16", path="voxel", workers=1, progress=False)
+    write_dataset(
+        out, 2, seed=1, config="smoke", splits=(1, 0, 0), image_format="tiff16", path="voxel", workers=1, progress=False
+    )
     path, inst = read_split(out, "train")[0]
     assert path.suffix == ".tif"
     import tifffile
@@ -265,7 +267,7 @@ def test_make_sample_is_deterministic():
 
 
 def test_sem_images_annotate_only_wires_that_are_not_hidden():
-    from nanowire_utils.rendering import top_label_map
+    from nanowire_utils.synth.rendering import top_label_map
 
     od = get_preset("smoke", min_visible_area=80, **{"network.n_wires": 15})
     sem = od.replace(sem_fraction=1.0)
@@ -283,18 +285,26 @@ def test_sem_images_annotate_only_wires_that_are_not_hidden():
 
 
 def test_generator_failure_names_the_image(tmp_path):
-    cfg = get_preset("smoke", **{"network.domain": [128, 128, 14], "network.n_wires": 39, "network.thickness_range": [6, 12]})
+    cfg = get_preset(
+        "smoke", **{"network.domain": [128, 128, 14], "network.n_wires": 39, "network.thickness_range": [6, 12]}
+    )
     with pytest.raises(ValueError, match="image 1: domain too thin"):
         write_dataset(tmp_path / "thin", 2, config=cfg, workers=1, progress=False)
 
 
 def test_ground_truth_scores_100_ap_against_itself(smoke_ds):
-    from nanowire_utils.evaluation import coco_metrics
+    from nanowire_utils.real.evaluation import coco_metrics
 
     out, _ = smoke_ds
     gt = load_coco(out / "annotations" / "instances_train.json")
     results = [
-        {"image_id": a["image_id"], "category_id": 1, "score": 1.0, "bbox": a["bbox"], "segmentation": a["segmentation"]}
+        {
+            "image_id": a["image_id"],
+            "category_id": 1,
+            "score": 1.0,
+            "bbox": a["bbox"],
+            "segmentation": a["segmentation"],
+        }
         for a in gt["annotations"]
     ]
     metrics = coco_metrics(gt, results)

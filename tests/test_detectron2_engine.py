@@ -1,4 +1,4 @@
-"""Tests of nanowire_utils.detectron2_engine.
+"""Tests of nanowire_utils.maskrcnn.detectron2_engine.
 
 The pure-Python part (config mapping, engine choice, errors without detectron2) runs
 everywhere; the rest runs only where detectron2 is importable (a GPU hub) and is skipped here.
@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from nanowire_utils import detectron2_engine as d2e
-from nanowire_utils.config import TrainConfig
+from nanowire_utils.maskrcnn import detectron2_engine as d2e
+from nanowire_utils.maskrcnn.config import TrainConfig
 
 HAS_D2 = d2e.detectron2_available()
 needs_d2 = pytest.mark.skipif(not HAS_D2, reason="detectron2 is not installed (GPU hubs only)")
@@ -26,8 +26,14 @@ def test_mapping_is_plain_detectron2_keys():
     assert not any(k.startswith(("DATASET.", "INPUT.AUG.")) for k in d)
     json.dumps(d)  # plain values only
     # vocabulary values pass through under the same names
-    for key in ("SOLVER.BASE_LR", "MODEL.RPN.NMS_THRESH", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
-                "MODEL.ANCHOR_GENERATOR.SIZES", "MODEL.RESNETS.DEPTH", "SOLVER.MAX_ITER"):
+    for key in (
+        "SOLVER.BASE_LR",
+        "MODEL.RPN.NMS_THRESH",
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+        "MODEL.ANCHOR_GENERATOR.SIZES",
+        "MODEL.RESNETS.DEPTH",
+        "SOLVER.MAX_ITER",
+    ):
         assert d[key] == cfg[key], key
     assert d["INPUT.MIN_SIZE_TRAIN"] == tuple(cfg["INPUT.MIN_SIZE_TRAIN"])
     assert d["SOLVER.STEPS"] == tuple(cfg["SOLVER.STEPS"])
@@ -45,7 +51,9 @@ def test_scratch_training_uses_groupnorm_and_freeze_at_0():
     assert gn["MODEL.RESNETS.NORM"] == "GN" and gn["MODEL.BACKBONE.FREEZE_AT"] == 0
     assert d["MODEL.FPN.NORM"] == "GN" and d["MODEL.ROI_MASK_HEAD.NORM"] == "GN"
     assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
-    conv_head = d2e.detectron2_overrides(TrainConfig.from_preset("cpu", {"MODEL.ROI_BOX_HEAD.NUM_CONV": 4}), device="cpu")
+    conv_head = d2e.detectron2_overrides(
+        TrainConfig.from_preset("cpu", {"MODEL.ROI_BOX_HEAD.NUM_CONV": 4}), device="cpu"
+    )
     assert conv_head["MODEL.ROI_BOX_HEAD.NORM"] == "GN"
     assert d["MODEL.RESNETS.STRIDE_IN_1X1"] is False
     assert d["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64  # ResNet-18/34 need it in detectron2
@@ -69,15 +77,27 @@ def test_mapping_accepts_a_flat_dict():
 
 def test_convert_metrics(tmp_path):
     src = tmp_path / "metrics.json"
-    src.write_text("\n".join(json.dumps(r) for r in [
-        {"iteration": 19, "total_loss": 2.5, "loss_cls": 0.5, "loss_rpn_loc": 0.1, "lr": 0.01},
-        {"iteration": 39, "bbox/AP": 12.0, "segm/AP": 10.0},
-    ]) + "\n")
+    src.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"iteration": 19, "total_loss": 2.5, "loss_cls": 0.5, "loss_rpn_loc": 0.1, "lr": 0.01},
+                {"iteration": 39, "bbox/AP": 12.0, "segm/AP": 10.0},
+            ]
+        )
+        + "\n"
+    )
     n = d2e.convert_metrics(src, tmp_path / "metrics.jsonl")
     recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert n == 2
-    assert recs[0] == {"kind": "train", "iteration": 19, "lr": 0.01, "loss": 2.5, "loss_classifier": 0.5,
-                       "loss_rpn_box_reg": 0.1}
+    assert recs[0] == {
+        "kind": "train",
+        "iteration": 19,
+        "lr": 0.01,
+        "loss": 2.5,
+        "loss_classifier": 0.5,
+        "loss_rpn_box_reg": 0.1,
+    }
     assert recs[1]["kind"] == "eval" and recs[1]["segm/AP"] == 10.0
 
 
@@ -99,10 +119,12 @@ def test_missing_detectron2_names_the_install_command(tmp_path):
 @pytest.mark.skipif(HAS_D2, reason="checks the error shown when detectron2 is missing")
 def test_load_predictor_dispatches_on_checkpoint_engine(tmp_path):
     torch = pytest.importorskip("torch")
-    from nanowire_utils.inference import load_predictor
+    from nanowire_utils.maskrcnn.inference import load_predictor
 
     cfg = TrainConfig.from_preset("smoke")
-    torch.save({"model": {}, "iteration": 0, "config": cfg.to_dict(), "engine": "detectron2"}, tmp_path / "model_final.pth")
+    torch.save(
+        {"model": {}, "iteration": 0, "config": cfg.to_dict(), "engine": "detectron2"}, tmp_path / "model_final.pth"
+    )
     with pytest.raises(d2e.Detectron2NotInstalled, match="no-build-isolation"):
         load_predictor(tmp_path, device="cpu")
 
@@ -112,7 +134,7 @@ def test_load_predictor_dispatches_on_checkpoint_engine(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from nanowire_utils.dataset import write_dataset
+    from nanowire_utils.synth.dataset import write_dataset
 
     out = tmp_path_factory.mktemp("d2") / "data"
     write_dataset(out, n=6, seed=0, config="smoke", splits=(0.5, 0.17, 0.33), workers=1, progress=False)
@@ -120,8 +142,16 @@ def tiny_data(tmp_path_factory):
 
 
 def _tiny_cfg(**over):
-    base = {"SOLVER.MAX_ITER": 4, "SOLVER.STEPS": [3], "SOLVER.WARMUP_ITERS": 1, "SOLVER.CHECKPOINT_PERIOD": 2,
-            "SOLVER.IMS_PER_BATCH": 2, "TEST.EVAL_PERIOD": 0, "ENGINE": "detectron2", "SOLVER.AMP.ENABLED": False}
+    base = {
+        "SOLVER.MAX_ITER": 4,
+        "SOLVER.STEPS": [3],
+        "SOLVER.WARMUP_ITERS": 1,
+        "SOLVER.CHECKPOINT_PERIOD": 2,
+        "SOLVER.IMS_PER_BATCH": 2,
+        "TEST.EVAL_PERIOD": 0,
+        "ENGINE": "detectron2",
+        "SOLVER.AMP.ENABLED": False,
+    }
     base.update(over)
     return TrainConfig.from_preset("smoke", base)
 
@@ -150,8 +180,8 @@ def test_build_cfg_and_mapper(tiny_data):
 def test_train_predict_round_trip(tiny_data, tmp_path):
     import torch
 
-    from nanowire_utils.inference import load_predictor
-    from nanowire_utils.training import read_metrics
+    from nanowire_utils.maskrcnn.inference import load_predictor
+    from nanowire_utils.maskrcnn.training import read_metrics
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = _tiny_cfg(DEVICE=device)

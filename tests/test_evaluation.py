@@ -6,14 +6,14 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from nanowire_utils.evaluation import (
+from nanowire_utils.instances import Instances
+from nanowire_utils.real.evaluation import (
     comparison_map,
     evaluate_instances,
     foreground_accuracy,
     match_instances,
     plot_comparison,
 )
-from nanowire_utils.instances import Instances
 
 S = (40, 40)
 

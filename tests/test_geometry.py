@@ -6,14 +6,14 @@ import re
 import numpy as np
 import pytest
 
-from nanowire_utils.geometry import (
+from nanowire_utils.synth.geometry import (
     Network,
     NetworkParams,
     Wire,
     generate_network,
     wire_columns,
 )
-from nanowire_utils.projection import project_network
+from nanowire_utils.synth.projection import project_network
 
 SMALL = dict(
     domain=(160, 160, 80),
@@ -195,16 +195,25 @@ def test_bad_input_names_parameter(changes, name):
 
 
 def test_domain_too_thin_for_the_stack():
-    p = small(domain=(96, 96, 24), n_wires=(25, 25), length_range=(40.0, 60.0), length_mean=50.0,
-              width_range=(8.0, 10.0), width_mean=9.0, thickness_ratio=(1.0, 1.0), thickness_range=(2.0, 10.0),
-              max_attempts=5)
+    p = small(
+        domain=(96, 96, 24),
+        n_wires=(25, 25),
+        length_range=(40.0, 60.0),
+        length_mean=50.0,
+        width_range=(8.0, 10.0),
+        width_mean=9.0,
+        thickness_ratio=(1.0, 1.0),
+        thickness_range=(2.0, 10.0),
+        max_attempts=5,
+    )
     with pytest.raises(ValueError, match="domain too thin"):
         generate_network(p, np.random.default_rng(0))
 
 
-
 def test_replace_with_all_features_and_json_style_lists():
-    p = NetworkParams().replace(n_wires=[3, 5], length_range=[30, 200], length_mean=100, cross_sections={"hexagonal": 2})
+    p = NetworkParams().replace(
+        n_wires=[3, 5], length_range=[30, 200], length_mean=100, cross_sections={"hexagonal": 2}
+    )
     net = generate_network(p, np.random.default_rng(1))
     assert 3 <= net.n_wires <= 5 and {w.cross_section for w in net.wires} == {"hexagonal"}
     with pytest.raises(ValueError, match="length_std"):

@@ -1,4 +1,4 @@
-"""Tests of nanowire_utils.inference with a real (tiny, random-weight) torchvision Mask R-CNN."""
+"""Tests of nanowire_utils.maskrcnn.inference with a real (tiny, random-weight) torchvision Mask R-CNN."""
 
 import json
 from pathlib import Path
@@ -8,22 +8,28 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nanowire_utils import coco  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
-from nanowire_utils import inference as inf  # noqa: E402
+from nanowire_utils.maskrcnn import inference as inf  # noqa: E402
 
 
 def make_run(run_dir: Path, preset="smoke", seed=0) -> Path:
     """A run folder in the training contract layout holding a random-weight model."""
-    from nanowire_utils.config import TrainConfig
-    from nanowire_utils.model import build_model
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.model import build_model
 
     cfg = TrainConfig.from_preset(preset)
     torch.manual_seed(seed)
     model = build_model(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    ckpt = {"model": model.state_dict(), "iteration": 0, "config": cfg.to_dict(), "engine": "torchvision",
-            "arch": model.nanowire_arch}
+    ckpt = {
+        "model": model.state_dict(),
+        "iteration": 0,
+        "config": cfg.to_dict(),
+        "engine": "torchvision",
+        "arch": model.nanowire_arch,
+    }
     torch.save(ckpt, run_dir / "checkpoints" / "model_0000000.pth")
     torch.save(ckpt, run_dir / "model_final.pth")
     (run_dir / "last_checkpoint").write_text("model_final.pth")
@@ -82,7 +88,7 @@ def test_predict_array_kinds_agree(predictor):
 def test_to_gray01_matches_training_loader(tmp_path):
     from PIL import Image
 
-    from nanowire_utils.dataset import load_image
+    from nanowire_utils.synth.dataset import load_image
 
     img8 = _image()
     Image.fromarray(img8).save(tmp_path / "a.png")
@@ -97,8 +103,8 @@ def test_to_gray01_matches_training_loader(tmp_path):
 
 
 def test_predict_files(predictor, tmp_path):
-    from PIL import Image
     import tifffile
+    from PIL import Image
 
     img8 = _image()
     ref = predictor.predict(img8)
@@ -126,7 +132,11 @@ def test_tiling_large_image_full_size_masks(predictor):
     assert out.masks.shape[1:] == big.shape
     assert len(out) > 0
     # every kept box lies inside the image and matches its mask
-    assert np.all(out.boxes[:, :2] >= 0) and np.all(out.boxes[:, 2] <= big.shape[1]) and np.all(out.boxes[:, 3] <= big.shape[0])
+    assert (
+        np.all(out.boxes[:, :2] >= 0)
+        and np.all(out.boxes[:, 2] <= big.shape[1])
+        and np.all(out.boxes[:, 3] <= big.shape[0])
+    )
     untiled = predictor.predict(big, tile=0)
     assert untiled.masks.shape[1:] == big.shape
 
@@ -206,7 +216,7 @@ def test_coco_results_round_trip(predictor, tmp_path):
     from pycocotools.coco import COCO
 
     inst = predictor.predict(_image())
-    results = inf.instances_to_coco_results(inst, image_id=7)
+    results = coco.instances_to_coco_results(inst, image_id=7)
     assert len(results) == len(inst)
     for r, m, b in zip(results, inst.masks, inst.boxes_xywh()):
         assert isinstance(r["segmentation"]["counts"], str)
@@ -214,21 +224,24 @@ def test_coco_results_round_trip(predictor, tmp_path):
         rle = dict(r["segmentation"], counts=r["segmentation"]["counts"].encode())
         np.testing.assert_array_equal(mask_util.decode(rle).astype(bool), m)
         np.testing.assert_allclose(r["bbox"], b, atol=1e-3)
-    path = inf.write_coco_results(tmp_path / "out" / "results.json", results)
+    path = coco.write_coco_results(tmp_path / "out" / "results.json", results)
     loaded = json.loads(path.read_text())
     assert loaded == json.loads(json.dumps(results))
     assert not list(path.parent.glob(".*tmp"))  # no temporary file left behind
-    back = inf.coco_results_to_instances(loaded, 7)
+    back = coco.coco_results_to_instances(loaded, 7)
     np.testing.assert_array_equal(back.masks, inst.masks)
     # pycocotools accepts them as detections for a ground truth of that image
     gt = COCO()
-    gt.dataset = {"images": [{"id": 7, "height": 128, "width": 128}], "annotations": [],
-                  "categories": [{"id": 1, "name": "nanowire"}]}
+    gt.dataset = {
+        "images": [{"id": 7, "height": 128, "width": 128}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "nanowire"}],
+    }
     gt.createIndex()
     dt = gt.loadRes(loaded)
     assert len(dt.getAnnIds()) == len(results)
     with pytest.raises(ValueError, match="list"):
-        inf.write_coco_results(tmp_path / "r.json", {"not": "a list"})
+        coco.write_coco_results(tmp_path / "r.json", {"not": "a list"})
 
 
 def test_overlay_figure_and_png(predictor, tmp_path):

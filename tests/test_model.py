@@ -4,13 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from nanowire_utils.config import TrainConfig
 from nanowire_utils.instances import Instances
-from nanowire_utils.model import arch_string, build_model, load_checkpoint, outputs_to_instances
+from nanowire_utils.maskrcnn.config import TrainConfig
+from nanowire_utils.maskrcnn.model import arch_string, build_model, load_checkpoint, outputs_to_instances
 
 
 def _tiny(**over):
-    base = {"INPUT.MIN_SIZE_TRAIN": [64], "INPUT.MAX_SIZE_TRAIN": 64, "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 64}
+    base = {
+        "INPUT.MIN_SIZE_TRAIN": [64],
+        "INPUT.MAX_SIZE_TRAIN": 64,
+        "INPUT.MIN_SIZE_TEST": 64,
+        "INPUT.MAX_SIZE_TEST": 64,
+    }
     base.update(over)
     return TrainConfig.from_preset("smoke", **base)
 
@@ -42,7 +47,14 @@ def test_build_model_per_depth_and_norm(depth, norm):
 
 
 def test_pretrained_style_config_freezes_stem_and_res2():
-    cfg = _tiny(**{"MODEL.WEIGHTS": "coco", "MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.NORM": "FrozenBN", "MODEL.BACKBONE.FREEZE_AT": 2})
+    cfg = _tiny(
+        **{
+            "MODEL.WEIGHTS": "coco",
+            "MODEL.RESNETS.DEPTH": 50,
+            "MODEL.RESNETS.NORM": "FrozenBN",
+            "MODEL.BACKBONE.FREEZE_AT": 2,
+        }
+    )
     model = build_model(cfg)
     frozen = {n.split(".")[2] for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"conv1", "layer1"}
@@ -50,9 +62,17 @@ def test_pretrained_style_config_freezes_stem_and_res2():
 
 
 def test_settings_reach_the_model():
-    cfg = _tiny(**{"MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION": 28, "MODEL.RPN.NMS_THRESH": 0.6, "MODEL.RPN.IOU_THRESHOLDS": [0.2, 0.6],
-                   "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE": 32, "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS": [[0.25, 1.0, 4.0]],
-                   "INPUT.MIN_SIZE_TRAIN": [48], "INPUT.MIN_SIZE_TEST": 64})
+    cfg = _tiny(
+        **{
+            "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION": 28,
+            "MODEL.RPN.NMS_THRESH": 0.6,
+            "MODEL.RPN.IOU_THRESHOLDS": [0.2, 0.6],
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE": 32,
+            "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS": [[0.25, 1.0, 4.0]],
+            "INPUT.MIN_SIZE_TRAIN": [48],
+            "INPUT.MIN_SIZE_TEST": 64,
+        }
+    )
     model = build_model(cfg)
     assert model.rpn.nms_thresh == 0.6
     assert model.rpn.proposal_matcher.high_threshold == 0.6 and model.rpn.proposal_matcher.low_threshold == 0.2
@@ -73,8 +93,19 @@ def test_settings_reach_the_model():
 
 
 def _save_ckpt(path, cfg, model):
-    torch.save({"model": model.state_dict(), "optimizer": {}, "scheduler": {}, "iteration": 3, "config": cfg.to_dict(),
-                "engine": "torchvision", "arch": arch_string(cfg), "rng": {}}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": {},
+            "scheduler": {},
+            "iteration": 3,
+            "config": cfg.to_dict(),
+            "engine": "torchvision",
+            "arch": arch_string(cfg),
+            "rng": {},
+        },
+        path,
+    )
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
@@ -118,8 +149,12 @@ def test_outputs_to_instances():
     masks[0, 0, 1:3, 1:5] = 0.9
     masks[1, 0, 4:6, 2:7] = 0.4
     masks[2, 0, 0:8, 0:8] = 0.8
-    out = {"boxes": torch.tensor([[1.0, 1, 5, 3], [2, 4, 7, 6], [0, 0, 8, 8]]), "scores": torch.tensor([0.9, 0.7, 0.2]),
-           "labels": torch.ones(3, dtype=torch.int64), "masks": masks}
+    out = {
+        "boxes": torch.tensor([[1.0, 1, 5, 3], [2, 4, 7, 6], [0, 0, 8, 8]]),
+        "scores": torch.tensor([0.9, 0.7, 0.2]),
+        "labels": torch.ones(3, dtype=torch.int64),
+        "masks": masks,
+    }
     inst = outputs_to_instances(out, score_thresh=0.5)
     assert isinstance(inst, Instances) and len(inst) == 2
     assert inst.masks[0].sum() == 8 and inst.masks[1].sum() == 0  # 0.4 < mask_thresh
@@ -128,13 +163,13 @@ def test_outputs_to_instances():
 
 
 def test_weights_offline_falls_back_to_scratch_safe_config(tmp_path, monkeypatch, caplog):
-    from nanowire_utils.weights import load_initial_weights, resolve_weights
+    from nanowire_utils.maskrcnn.weights import load_initial_weights, resolve_weights
 
     monkeypatch.setenv("NANOWIRE_UTILS_OFFLINE", "1")
     monkeypatch.setenv("NANOWIRE_UTILS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("NANOWIRE_UTILS_WEIGHTS", raising=False)
     paper = TrainConfig.from_preset("paper")
-    with caplog.at_level("INFO", logger="nanowire_utils.weights"):
+    with caplog.at_level("INFO", logger="nanowire_utils.maskrcnn.weights"):
         cfg, info = resolve_weights(paper)
     assert info["source"] == "scratch (fallback)" and "NANOWIRE_UTILS_OFFLINE" in info["message"]
     assert cfg["MODEL.RESNETS.NORM"] == "GN" and cfg["MODEL.BACKBONE.FREEZE_AT"] == 0 and cfg["MODEL.WEIGHTS"] == ""

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nanowire_utils import modelviz as mv
-from nanowire_utils.config import TrainConfig
-from nanowire_utils.model import build_model
+from nanowire_utils.maskrcnn.config import TrainConfig
+from nanowire_utils.maskrcnn.model import build_model
+from nanowire_utils.viz import model as mv
 
 SIZE = 64
 

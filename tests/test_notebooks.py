@@ -44,9 +44,7 @@ def test_notebook_structure(path):
     assert "parameters" in first.metadata.get("tags", []), (
         f"{path.name}: the first code cell must be tagged 'parameters' for papermill"
     )
-    assert re.search(r"^scale\s*=", first.source, flags=re.M), (
-        f"{path.name}: the parameters cell must define `scale`"
-    )
+    assert re.search(r"^scale\s*=", first.source, flags=re.M), f"{path.name}: the parameters cell must define `scale`"
     stored = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not stored, f"{path.name}: cells {stored} have stored outputs; clear them before committing"
     assert nb.metadata.get("kernelspec", {}).get("name") == KERNEL_NAME, (

@@ -7,13 +7,15 @@ import logging
 
 import pytest
 
-from nanowire_utils import pipeline
-from nanowire_utils.config import dataset_spec
+from nanowire_utils.chapters import pipeline
+from nanowire_utils.maskrcnn.config import dataset_spec
 
 
 def _n_images(data_dir):
-    return sum(len(json.loads((data_dir / "annotations" / f"instances_{s}.json").read_text())["images"])
-               for s in ("train", "val", "test"))
+    return sum(
+        len(json.loads((data_dir / "annotations" / f"instances_{s}.json").read_text())["images"])
+        for s in ("train", "val", "test")
+    )
 
 
 def test_paths_follow_the_layout(tmp_path):
@@ -25,7 +27,7 @@ def test_paths_follow_the_layout(tmp_path):
 
 
 def test_ensure_dataset_generates_then_reuses(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="nanowire_utils.pipeline")
+    caplog.set_level(logging.INFO, logger="nanowire_utils.chapters.pipeline")
     out = pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False)
     assert out == tmp_path / "synthetic" / "smoke"
     assert _n_images(out) == dataset_spec("smoke")["n_images"]
@@ -53,7 +55,7 @@ def test_ensure_dataset_refuses_other_parameters(tmp_path):
 
 @pytest.mark.slow
 def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="nanowire_utils.pipeline")
+    caplog.set_level(logging.INFO, logger="nanowire_utils.chapters.pipeline")
     runs, data = tmp_path / "runs", tmp_path / "data"
     run = pipeline.ensure_model("smoke", runs, data, progress=False, SOLVER__MAX_ITER=6, SOLVER__STEPS=[4])
     final = pipeline.default_checkpoint("smoke", runs)
@@ -69,7 +71,7 @@ def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
     assert "reusing" in caplog.text and "training" not in caplog.text
     assert final.stat().st_mtime_ns == stamp
 
-    from nanowire_utils.inference import load_predictor
+    from nanowire_utils.maskrcnn.inference import load_predictor
 
     predictor = load_predictor(run, device="cpu")
     assert predictor.train_size == dataset_spec("smoke")["image_size"]

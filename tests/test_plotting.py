@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from nanowire_utils.plotting import instance_colors, intensity_histograms, overlay_masks, show_images
+from nanowire_utils.viz.plotting import instance_colors, intensity_histograms, overlay_masks, show_images
 
 
 def _masks():
@@ -34,7 +34,9 @@ def test_overlay_colours_only_mask_pixels():
     # Outside every mask the pixels stay gray (R = G = B).
     assert np.allclose(shown[outside][:, 0], shown[outside][:, 1])
     inside = _masks()[0] & ~_masks()[1]
-    assert not np.allclose(shown[inside][:, 0], shown[inside][:, 1]) or not np.allclose(shown[inside][:, 1], shown[inside][:, 2])
+    assert not np.allclose(shown[inside][:, 0], shown[inside][:, 1]) or not np.allclose(
+        shown[inside][:, 1], shown[inside][:, 2]
+    )
 
 
 def test_overlay_rejects_mismatched_masks():
@@ -66,7 +68,7 @@ def test_intensity_histograms_share_scale():
 
 
 def test_lognormal_pdf_integrates_to_one_and_matches_moments():
-    from nanowire_utils.plotting import lognormal_pdf
+    from nanowire_utils.viz.plotting import lognormal_pdf
 
     x = np.linspace(0, 2000, 200001)
     pdf = lognormal_pdf(x, 220.0, 100.0, (1e-6, 5000.0))
@@ -86,7 +88,7 @@ def test_lognormal_pdf_integrates_to_one_and_matches_moments():
 
 
 def test_hist_vs_expected_draws_both():
-    from nanowire_utils.plotting import hist_vs_expected
+    from nanowire_utils.viz.plotting import hist_vs_expected
 
     ax = hist_vs_expected(np.random.default_rng(0).normal(5, 1, 100), [3, 5, 7], [0.1, 0.4, 0.1], xlabel="x")
     assert len(ax.lines) == 1 and len(ax.patches) > 0

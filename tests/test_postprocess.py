@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nanowire_utils.instances import Instances
-from nanowire_utils.postprocess import filter_area, filter_score, postprocess, remove_nested
+from nanowire_utils.real.postprocess import filter_area, filter_score, postprocess, remove_nested
 
 S = (40, 40)
 

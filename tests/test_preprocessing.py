@@ -5,7 +5,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nanowire_utils.preprocessing import (
+from nanowire_utils.real.preprocessing import (
     normalize_intensity,
     preprocess,
     read_image,
@@ -128,7 +128,9 @@ def test_preprocess_modalities():
 
 
 @pytest.mark.skipif(not SAMPLES.exists(), reason="sample images not available")
-@pytest.mark.parametrize("name,modality", [("Ptychography.png", "ptychography"), ("STXM.png", "stxm"), ("SEM_.png", "sem")])
+@pytest.mark.parametrize(
+    "name,modality", [("Ptychography.png", "ptychography"), ("STXM.png", "stxm"), ("SEM_.png", "sem")]
+)
 def test_preprocess_real_samples_dark_background(name, modality):
     x = preprocess(SAMPLES / name, modality)
     assert x.ndim == 2 and 0 <= x.min() and x.max() <= 1

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from nanowire_utils.geometry import Network, NetworkParams, Wire, generate_network
-from nanowire_utils.projection import project_network, visible_footprints
-from nanowire_utils.voxels import project_volume, voxelize
+from nanowire_utils.synth.geometry import Network, NetworkParams, Wire, generate_network
+from nanowire_utils.synth.projection import project_network, visible_footprints
+from nanowire_utils.synth.voxels import project_volume, voxelize
 
 # A scaled-down paper-like network: short wires, but as thick (voxels) as the defaults'.
 SMALL = dict(
@@ -89,8 +89,16 @@ def test_per_pixel_thickness_within_one_voxel():
 @pytest.mark.parametrize("section, area_factor", [("rectangular", 1.0), ("hexagonal", 0.75), ("round", math.pi / 4)])
 def test_cross_section_volume(section, area_factor):
     """Summed thickness = length x cross-section area; a flat rectangular wire is uniform."""
-    w = Wire(label=1, center=(100.0, 50.0, 12.0), angle=30.0, tilt=0.0, length=120.0, width=20.0,
-             thickness=14.0, cross_section=section)
+    w = Wire(
+        label=1,
+        center=(100.0, 50.0, 12.0),
+        angle=30.0,
+        tilt=0.0,
+        length=120.0,
+        width=20.0,
+        thickness=14.0,
+        cross_section=section,
+    )
     proj = project_network(Network(domain=(200, 100, 40), wires=[w]))
     t = proj.total_thickness()
     assert t.sum() == pytest.approx(120 * 20 * 14 * area_factor, rel=0.03)

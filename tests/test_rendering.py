@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nanowire_utils.projection import Projection, WireFootprint
-from nanowire_utils.rendering import RenderParams, render, to_uint8, to_uint16
+from nanowire_utils.synth.projection import Projection, WireFootprint
+from nanowire_utils.synth.rendering import RenderParams, render, to_uint8, to_uint16
 
 
 def _bar(label, y0, x0, h, w, t):
@@ -59,8 +59,15 @@ def test_shot_noise_scales_with_dose(crossing):
 
 
 def test_rich_features_are_seeded_and_in_range(crossing):
-    p = RenderParams(beer_lambert=True, mu_spread=0.3, dose=300, read_noise=0.02, background=5,
-                     illumination_gradient=0.2, contrast_range=(0.7, 1.3))
+    p = RenderParams(
+        beer_lambert=True,
+        mu_spread=0.3,
+        dose=300,
+        read_noise=0.02,
+        background=5,
+        illumination_gradient=0.2,
+        contrast_range=(0.7, 1.3),
+    )
     a = render(crossing, p, np.random.default_rng(5))
     b = render(crossing, p, np.random.default_rng(5))
     c = render(crossing, p, np.random.default_rng(6))
@@ -87,7 +94,13 @@ def test_empty_projection_renders_black():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(normalization="peak"), dict(blur_sigma=-1), dict(dose=100), dict(contrast_range=(1.2, 0.8)), dict(sem_fraction=2)],
+    [
+        dict(normalization="peak"),
+        dict(blur_sigma=-1),
+        dict(dose=100),
+        dict(contrast_range=(1.2, 0.8)),
+        dict(sem_fraction=2),
+    ],
 )
 def test_bad_params_raise_naming_the_field(bad):
     with pytest.raises(ValueError) as err:
@@ -119,7 +132,7 @@ def test_render_is_fast_for_512_images():
 
 
 def test_top_label_map_and_render_info(crossing):
-    from nanowire_utils.rendering import top_label_map
+    from nanowire_utils.synth.rendering import top_label_map
 
     top = top_label_map(crossing)
     assert top[32, 42] == 2 and top[32, 15] == 1 and top[2, 2] == 0

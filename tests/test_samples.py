@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from nanowire_utils import samples
+from nanowire_utils.real import samples
 
 
 def test_samples_from_env_folder_are_verified():

@@ -6,8 +6,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
-from nanowire_utils.annotations import polygons_to_mask, wire_polygon
-from nanowire_utils.statistics import compare_distributions, particle_table, plot_distributions
+
+from nanowire_utils.real.annotations import polygons_to_mask, wire_polygon
+from nanowire_utils.real.statistics import compare_distributions, particle_table, plot_distributions
 
 
 def _rect(angle_deg, length=80.0, width=10.0, shape=(160, 160)):

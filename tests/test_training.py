@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from nanowire_utils.config import TrainConfig
-from nanowire_utils.data import augment, load_split, make_toy_dataset, read_image, record_instances
-from nanowire_utils.model import read_checkpoint
-from nanowire_utils.training import (
+from nanowire_utils.maskrcnn.config import TrainConfig
+from nanowire_utils.maskrcnn.loading import augment, load_split, make_toy_dataset, read_image, record_instances
+from nanowire_utils.maskrcnn.model import read_checkpoint
+from nanowire_utils.maskrcnn.training import (
     WarmupStepSchedule,
     evaluate_split,
     plot_training_curves,
@@ -34,8 +34,14 @@ def toy(tmp_path_factory):
 
 
 def _cfg(**over):
-    base = {"INPUT.MIN_SIZE_TRAIN": [SIZE], "INPUT.MAX_SIZE_TRAIN": SIZE, "INPUT.MIN_SIZE_TEST": SIZE, "INPUT.MAX_SIZE_TEST": SIZE,
-            "SOLVER.CHECKPOINT_PERIOD": 1000, "SOLVER.STEPS": [1000]}
+    base = {
+        "INPUT.MIN_SIZE_TRAIN": [SIZE],
+        "INPUT.MAX_SIZE_TRAIN": SIZE,
+        "INPUT.MIN_SIZE_TEST": SIZE,
+        "INPUT.MAX_SIZE_TEST": SIZE,
+        "SOLVER.CHECKPOINT_PERIOD": 1000,
+        "SOLVER.STEPS": [1000],
+    }
     base.update(over)
     return TrainConfig.from_preset("smoke", **base)
 
@@ -50,7 +56,9 @@ def test_training_writes_run_and_loss_decreases(toy, tmp_path):
     assert (run / "model_final.pth").exists() and (run / "checkpoints" / "model_0000020.pth").exists()
     assert (run / "last_checkpoint").read_text().strip() == "model_final.pth"
     saved = json.loads((run / "config.json").read_text())
-    assert saved["SOLVER.MAX_ITER"] == 40 and saved["_weights"]["source"] == "scratch" and saved["_data"]["n_train"] == 6
+    assert (
+        saved["SOLVER.MAX_ITER"] == 40 and saved["_weights"]["source"] == "scratch" and saved["_data"]["n_train"] == 6
+    )
     ckpt = read_checkpoint(run)
     assert ckpt["iteration"] == 40 and ckpt["engine"] == "torchvision" and ckpt["arch"].startswith("maskrcnn_R18")
     recs = read_metrics(run)
@@ -95,19 +103,34 @@ def test_resume_continues_exactly(toy, tmp_path):
 
 def test_time_budget_stops_cleanly(toy, tmp_path):
     run = tmp_path / "run"
-    result = train(_cfg(**{"SOLVER.MAX_ITER": 100000, "SOLVER.MAX_MINUTES": 0.04, "SOLVER.STEPS": [50000]}), toy, run, progress=False)
+    result = train(
+        _cfg(**{"SOLVER.MAX_ITER": 100000, "SOLVER.MAX_MINUTES": 0.04, "SOLVER.STEPS": [50000]}),
+        toy,
+        run,
+        progress=False,
+    )
     assert result.stopped_by == "time budget" and 0 < result.iterations < 100000
     ckpt = read_checkpoint(run / "model_final.pth")
     assert ckpt["iteration"] == result.iterations
     recs = read_metrics(run)
-    assert [r["iteration"] for r in recs if r["kind"] == "train"][-1] == result.iterations  # the partial window is logged
+    assert [r["iteration"] for r in recs if r["kind"] == "train"][
+        -1
+    ] == result.iterations  # the partial window is logged
     assert recs[-1]["stopped_by"] == "time budget"
 
 
 def test_schedule_warmup_steps_and_budget():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.02)
-    cfg = TrainConfig.from_preset("smoke", **{"SOLVER.BASE_LR": 0.02, "SOLVER.WARMUP_ITERS": 10, "SOLVER.WARMUP_FACTOR": 0.1,
-                                              "SOLVER.MAX_ITER": 100, "SOLVER.STEPS": [80, 90]})
+    cfg = TrainConfig.from_preset(
+        "smoke",
+        **{
+            "SOLVER.BASE_LR": 0.02,
+            "SOLVER.WARMUP_ITERS": 10,
+            "SOLVER.WARMUP_FACTOR": 0.1,
+            "SOLVER.MAX_ITER": 100,
+            "SOLVER.STEPS": [80, 90],
+        },
+    )
     s = WarmupStepSchedule(opt, cfg)
     assert s.step(0) == pytest.approx(0.002) and s.step(5) == pytest.approx(0.011) and s.step(10) == pytest.approx(0.02)
     assert s.step(80) == pytest.approx(0.002) and s.step(95) == pytest.approx(0.0002)
@@ -159,11 +182,42 @@ def test_evaluate_split_with_perfect_predictor(toy):
 def test_ddp_two_processes_gloo(toy, tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nanowire_utils.cli",
-           "train", "--data", str(toy), "--out", str(run), "--preset", "smoke", "--no-progress", "--device", "cpu",
-           "--set", f"INPUT.MIN_SIZE_TRAIN=[{SIZE}]", "--set", f"INPUT.MAX_SIZE_TRAIN={SIZE}", "--set", f"INPUT.MIN_SIZE_TEST={SIZE}",
-           "--set", f"INPUT.MAX_SIZE_TEST={SIZE}", "--set", "SOLVER.MAX_ITER=4", "--set", "SOLVER.STEPS=[3]",
-           "--set", "SOLVER.CHECKPOINT_PERIOD=2", "--set", "SOLVER.IMS_PER_BATCH=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nanowire_utils.cli",
+        "train",
+        "--data",
+        str(toy),
+        "--out",
+        str(run),
+        "--preset",
+        "smoke",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--set",
+        f"INPUT.MIN_SIZE_TRAIN=[{SIZE}]",
+        "--set",
+        f"INPUT.MAX_SIZE_TRAIN={SIZE}",
+        "--set",
+        f"INPUT.MIN_SIZE_TEST={SIZE}",
+        "--set",
+        f"INPUT.MAX_SIZE_TEST={SIZE}",
+        "--set",
+        "SOLVER.MAX_ITER=4",
+        "--set",
+        "SOLVER.STEPS=[3]",
+        "--set",
+        "SOLVER.CHECKPOINT_PERIOD=2",
+        "--set",
+        "SOLVER.IMS_PER_BATCH=2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = json.loads((run / "config.json").read_text())

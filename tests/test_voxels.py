@@ -3,13 +3,24 @@
 import numpy as np
 import pytest
 
-from nanowire_utils.geometry import Network, NetworkParams, Wire, generate_network
-from nanowire_utils.voxels import load_volume, plot_volume_3d, project_volume, save_volume, voxelize
+from nanowire_utils.synth.geometry import Network, NetworkParams, Wire, generate_network
+from nanowire_utils.synth.voxels import load_volume, plot_volume_3d, project_volume, save_volume, voxelize
 
 PARAMS = NetworkParams(
-    domain=(128, 128, 70), n_wires=(12, 12), length_mean=70.0, length_std=25.0, length_range=(20.0, 140.0),
-    width_mean=9.0, width_std=3.0, width_range=(4.0, 18.0), thickness_range=(3.0, 16.0), max_tilt=5.0,
-    taper_prob=0.3, bend_prob=0.3, roughness_prob=0.3, bundle_prob=0.2,
+    domain=(128, 128, 70),
+    n_wires=(12, 12),
+    length_mean=70.0,
+    length_std=25.0,
+    length_range=(20.0, 140.0),
+    width_mean=9.0,
+    width_std=3.0,
+    width_range=(4.0, 18.0),
+    thickness_range=(3.0, 16.0),
+    max_tilt=5.0,
+    taper_prob=0.3,
+    bend_prob=0.3,
+    roughness_prob=0.3,
+    bundle_prob=0.2,
 )
 
 
@@ -46,7 +57,7 @@ def test_later_wires_lie_above_earlier_ones(volume):
     for i, a in enumerate(labels):
         in_a = volume == a
         top_a = np.where(in_a, z, -1).max(axis=0)
-        for b in labels[i + 1:]:
+        for b in labels[i + 1 :]:
             in_b = volume == b
             both = in_a.any(axis=0) & in_b.any(axis=0)
             if both.any():

@@ -1,0 +1,193 @@
+"""The glue the book's chapters share, so that they run in any order and reuse each other's work.
+
+A chapter that needs a trained model calls :func:`ensure_model`: it returns the run folder the
+training chapter writes for the same scale, training it first only when no finished model is
+there. :func:`ensure_dataset` does the same for the synthetic dataset a training preset
+expects (``nanowire_utils.maskrcnn.config.dataset_spec``).
+
+Folder layout (both roots are arguments; the notebooks use ``../data`` and ``../runs``)::
+
+    DATA_ROOT/synthetic/<preset>/        the dataset of a training preset (dataset.json, images/, annotations/)
+    RUNS_ROOT/<preset>/mask_rcnn/        the training run (config.json, model_final.pth, metrics.jsonl)
+
+Typical use::
+
+    from nanowire_utils.chapters.pipeline import ensure_model
+    run_dir = ensure_model("cpu", "../runs", "../data")   # trains only if missing
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nanowire_utils._checks import check_range
+
+log = logging.getLogger(__name__)
+
+#: Name of the run folder inside ``RUNS_ROOT/<preset>/``.
+RUN_NAME = "mask_rcnn"
+
+
+def dataset_dir(scale: str, data_root) -> Path:
+    """Folder of the synthetic dataset that training preset ``scale`` uses: ``DATA_ROOT/synthetic/<preset>``
+    (``scale="auto"`` resolves to ``paper`` with CUDA, else ``cpu``)."""
+    from nanowire_utils.maskrcnn.config import resolve_preset_name
+
+    return Path(data_root) / "synthetic" / resolve_preset_name(scale)
+
+
+def run_dir(scale: str, runs_root) -> Path:
+    """Folder of the training run of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn``."""
+    from nanowire_utils.maskrcnn.config import resolve_preset_name
+
+    return Path(runs_root) / resolve_preset_name(scale) / RUN_NAME
+
+
+def default_checkpoint(scale: str, runs_root) -> Path:
+    """The finished model of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn/model_final.pth``.
+
+    The path is returned whether or not the file exists yet (:func:`ensure_model` makes it).
+    """
+    return run_dir(scale, runs_root) / "model_final.pth"
+
+
+def ensure_dataset(scale: str, data_root, seed: int = 0, workers: int | None = None, progress: bool = True) -> Path:
+    """The synthetic dataset training preset ``scale`` expects, generated if missing or incomplete.
+
+    The preset names the image count and the generator preset (``config.dataset_spec``).
+    Generation is resumable: images already written are kept, so an interrupted call picks up
+    where it stopped, and a complete dataset is reused as it is. A folder made with other
+    parameters (another seed, an edited preset) is refused with FileExistsError naming the
+    difference: delete it or pass another ``data_root``.
+
+    Parameters
+    ----------
+    scale:
+        Training preset: "smoke", "cpu", "paper" or "auto".
+    data_root:
+        Parent folder; the dataset goes to :func:`dataset_dir`.
+    seed:
+        Base seed of the generator (image i uses ``SeedSequence([seed, i])``).
+    workers:
+        Generator processes; None = all available cores.
+    progress:
+        Show a progress bar while generating.
+
+    Returns
+    -------
+    Path
+        The dataset folder.
+    """
+    from nanowire_utils.maskrcnn.config import dataset_spec, resolve_preset_name
+    from nanowire_utils.synth.dataset import write_dataset
+
+    preset = resolve_preset_name(scale)
+    spec = dataset_spec(preset)
+    out = dataset_dir(preset, data_root)
+    summary = write_dataset(
+        out, spec["n_images"], seed=seed, config=spec["generator_preset"], workers=workers, progress=progress
+    )
+    if summary["generated"] == 0:
+        log.info(
+            "reusing the complete dataset %s (%d images, generator preset %r)",
+            out,
+            spec["n_images"],
+            spec["generator_preset"],
+        )
+    else:
+        log.info(
+            "generated %d of %d images (generator preset %r) into %s in %.1f s",
+            summary["generated"],
+            spec["n_images"],
+            spec["generator_preset"],
+            out,
+            summary["seconds"],
+        )
+    return out
+
+
+def ensure_model(
+    scale: str,
+    runs_root,
+    data_root,
+    seed: int = 0,
+    max_minutes: float | None = None,
+    progress: bool = True,
+    **overrides,
+) -> Path:
+    """The trained model of preset ``scale``: reused when ``model_final.pth`` exists, else trained.
+
+    Training uses :func:`ensure_dataset` for the data and ``nanowire_utils.maskrcnn.training.train``
+    into :func:`run_dir`; an interrupted run there is resumed. Logs (``logging``, INFO)
+    whether the model was reused or trained.
+
+    Parameters
+    ----------
+    scale:
+        Training preset: "smoke" (seconds), "cpu" (about 30 minutes on 2 cores), "paper"
+        (GPU hours) or "auto".
+    runs_root, data_root:
+        Parent folders of the runs and of the synthetic datasets.
+    seed:
+        Seed of the dataset and of training (``SEED``).
+    max_minutes:
+        Wall-clock budget of training in minutes (``SOLVER.MAX_MINUTES``); None keeps the preset's.
+    overrides:
+        Further configuration keys, ``__`` standing for a dot: ``SOLVER__MAX_ITER=50``.
+        They apply only when training happens: an existing model is returned as it is.
+
+    Returns
+    -------
+    Path
+        The run folder (holding ``model_final.pth``), ready for
+        ``nanowire_utils.maskrcnn.inference.load_predictor``.
+    """
+    from nanowire_utils.maskrcnn.config import TrainConfig, resolve_preset_name
+
+    preset = resolve_preset_name(scale)
+    out = run_dir(preset, runs_root)
+    final = out / "model_final.pth"
+    if final.exists():
+        log.info("reusing the trained %r model %s", preset, final)
+        return out
+    cfg = TrainConfig.from_preset(preset, **overrides)
+    cfg.set("SEED", int(seed))
+    if max_minutes is not None:
+        check_range("max_minutes", max_minutes, 0, None, low_inclusive=False, unit="min")
+        cfg.set("SOLVER.MAX_MINUTES", float(max_minutes))
+    cfg.validate()
+    data = ensure_dataset(preset, data_root, seed=seed, progress=progress)
+    from nanowire_utils.maskrcnn.training import train
+
+    log.info("no %s: training the %r preset into %s", final, preset, out)
+    result = train(cfg, data, out, resume=True, progress=progress)
+    log.info(
+        "trained %d iterations in %.1f min (%s); model %s",
+        result.iterations,
+        result.elapsed_s / 60,
+        result.stopped_by,
+        result.final_checkpoint,
+    )
+    return out
+
+
+def checkpoint_info(checkpoint) -> dict:
+    """What produced a model: ``preset``, ``engine``, ``arch``, ``iterations``, ``minutes`` of
+    training, ``weights`` (initial weights' source) and ``path``, read from the checkpoint
+    (a ``.pth`` file or a run folder)."""
+    from nanowire_utils.maskrcnn.model import read_checkpoint, resolve_checkpoint_path
+
+    path = resolve_checkpoint_path(checkpoint)
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.get("config") or {}
+    weights = ckpt.get("weights") or {}
+    return {
+        "path": str(path),
+        "preset": cfg.get("_preset"),
+        "engine": ckpt.get("engine", "torchvision"),
+        "arch": ckpt.get("arch"),
+        "iterations": ckpt.get("iteration"),
+        "minutes": round(float(ckpt.get("elapsed_s", 0.0)) / 60.0, 2),
+        "weights": weights.get("source", weights.get("message")),
+    }

@@ -1,0 +1,57 @@
+"""Command-line interface: ``nanowire-utils <command> ...``.
+
+Each command lives in the module of its stage (``cli_generate``, ``cli_train``,
+``cli_predict``), which exposes ``register(subparsers)`` adding one or more sub-parsers
+whose ``func`` default handles the parsed arguments. Those modules import the
+deep-learning stack only inside their handlers, so ``generate`` stays light.
+
+Errors a user can fix (bad values, missing files) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "nanowire_utils.cli.generate",
+    "nanowire_utils.cli.train",
+    "nanowire_utils.cli.predict",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanowire-utils",
+        description="Synthetic nanowire data, Mask R-CNN training and inference for microscopy images.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:  # a stage not written yet
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        print(f"nanowire-utils {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nanowire-utils {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,680 @@
+"""Running a trained Mask R-CNN on images: one API for both engines.
+
+>>> predictor = load_predictor("runs/smoke")             # engine read from the checkpoint
+>>> instances = predictor.predict("sample.png", modality="ptychography")
+>>> results = instances_to_coco_results(instances, image_id=1)
+>>> fig = overlay(image, instances)
+
+What the model sees
+-------------------
+The training pipeline feeds 8-bit (or 16-bit) gray images scaled to [0, 1] and replicated to
+three channels, at their own pixel size (no resizing). :func:`to_model_input` does the same to
+any image: integer images are divided by the largest value of their type (uint8 / 255,
+uint16 / 65535, as the dataset reader does), float images already in [0, 1] pass unchanged
+and other float images are rescaled from their minimum and maximum; RGB(A) images become
+gray (luminance, alpha dropped), all by :func:`nanowire_utils.real.preprocessing.to_gray_float`. With ``modality`` given, the image goes through
+:func:`nanowire_utils.real.preprocessing.preprocess` instead (e.g. STXM transmission to optical
+density), which returns the gray [0, 1] image itself.
+
+Images are never resized: wire widths in pixels must match those of the training images
+(NOTES.md), so rescale an image yourself (e.g. ``skimage.transform.rescale``) if its pixel
+size differs.
+
+Tiling
+------
+An image much larger than the training images (either side above 1.5 x the training size,
+or whenever ``tile=N`` is given and the image exceeds it) is cut into overlapping square
+tiles of ``N`` pixels (default: the training size) that overlap by ``overlap`` pixels
+(default 64, or N / 4 for smaller tiles). The model runs on each tile; its instances are pooled and merged by one rule
+(:func:`merge_tile_instances`): two instances from *different* tiles are the same object
+when, inside the region both tiles saw, their masks have IoU >= 0.5; the object's mask is
+the union of its pieces and its score the highest of theirs. Instances of the same tile are
+never merged (the model's own NMS already separated them). Comparing only inside the shared
+region matters for wires longer than the overlap: each tile sees a different cut-off piece,
+which agree only where both tiles looked; keeping the higher-scoring piece alone would lose
+the rest of the wire.
+
+Masks are returned at the full image size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nanowire_utils._checks import check_choice, check_range
+from nanowire_utils.coco import instances_to_coco_results, write_coco_results, write_json_atomic
+from nanowire_utils.instances import Instances
+
+#: File types :func:`read_image` opens.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: Modalities known to :func:`nanowire_utils.real.preprocessing.preprocess`.
+MODALITIES = ("ptychography", "stxm", "sem")
+ENGINES = ("torchvision", "detectron2")
+
+DEFAULT_OVERLAP = 64
+#: A side longer than this many training sizes triggers tiling when ``tile`` is None.
+AUTO_TILE_FACTOR = 1.5
+
+
+# --------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------
+
+
+def read_image(path) -> np.ndarray:
+    """Pixel array of an image file (PNG, TIFF, JPEG, BMP, ...) in its stored type.
+
+    The same reader as :func:`nanowire_utils.real.preprocessing.read_image`, so real images and
+    inference read files alike. Raises FileNotFoundError for a missing file and ValueError
+    naming the file when it cannot be decoded.
+    """
+    from nanowire_utils.real.preprocessing import read_image as _read
+
+    return np.asarray(_read(Path(path)))
+
+
+def _as_array(image, name="image") -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        arr = read_image(image)
+        name = str(image)
+    else:
+        arr = np.asarray(image)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); pass an image with at least one pixel")
+    if arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4) and arr.shape[0] in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # channels-first (C, H, W), as torch stores images
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+        raise ValueError(
+            f"{name} must be a 2-D gray image (H, W) or (H, W, C) with C in 1-4 channels, got shape {arr.shape}"
+        )
+    return arr
+
+
+def to_gray01(image, modality: str | None = None) -> np.ndarray:
+    """The float32 gray image in [0, 1] that the model is given for ``image``.
+
+    Parameters
+    ----------
+    image:
+        Array (H, W), (H, W, C) with C = 1-4 (gray, gray+alpha, RGB, RGBA; channels-first
+        (C, H, W) is accepted too) of any integer, bool or float type, or the path of an
+        image file.
+    modality:
+        None: :func:`nanowire_utils.real.preprocessing.to_gray_float` (integers / their type's
+        maximum, floats in [0, 1] as they are, other floats min-max rescaled; RGB to
+        luminance, alpha dropped). ``"ptychography"``, ``"stxm"`` or ``"sem"``:
+        :func:`nanowire_utils.real.preprocessing.preprocess` (e.g. STXM transmission to optical
+        density) on the single-channel image.
+    """
+    from nanowire_utils.real.preprocessing import preprocess, to_gray_float
+
+    if modality is not None:
+        check_choice("modality", modality, MODALITIES)
+    arr = _as_array(image)
+    if modality is not None:
+        out = preprocess(arr, modality)
+    elif arr.ndim == 2 and np.issubdtype(arr.dtype, np.unsignedinteger):
+        # Bit for bit what the training data loader does (nanowire_utils.synth.dataset.load_image).
+        out = arr.astype(np.float32) / np.float32(np.iinfo(arr.dtype).max)
+    else:
+        out = to_gray_float(arr)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Tiling and merging
+# --------------------------------------------------------------------------------------
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` px covering ``length`` px, overlapping >= ``overlap`` px."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def merge_tile_instances(instances: Instances, groups, windows, merge_iou: float = 0.5) -> Instances:
+    """Merge instances found in overlapping tiles into one instance per object.
+
+    Parameters
+    ----------
+    instances:
+        Instances with full-image masks, pooled from all tiles.
+    groups:
+        The tile each instance came from (one label per instance).
+    windows:
+        Each instance's tile window ``(y0, y1, x0, x1)`` in image pixels.
+    merge_iou:
+        Two instances of different tiles are the same object when, inside the region both
+        their tiles saw, their masks have IoU >= ``merge_iou``.
+
+    Greedy in order of decreasing score: each instance joins the best-matching object found
+    so far (its mask is added to the object's, the object keeps the highest score), or starts
+    a new object. Instances of the same tile never merge (the model's own NMS separated them).
+    Comparing masks only where both tiles saw the image is what lets the two pieces of a wire
+    longer than the overlap be recognised as one: elsewhere each tile's piece is cut off.
+    Boxes are recomputed from the merged masks.
+    """
+    windows = np.asarray(windows, dtype=int).reshape(len(instances), 4)
+    pieces = [
+        (instances.masks[i, y0:y1, x0:x1], (y0, y1, x0, x1), float(instances.scores[i]), g)
+        for i, ((y0, y1, x0, x1), g) in enumerate(zip(windows, groups))
+    ]
+    return _merge_pieces(pieces, instances.image_shape, merge_iou)
+
+
+def _bbox(mask: np.ndarray):
+    """(y0, y1, x0, x1) of a mask's pixels (half-open), or None when empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _merge_pieces(pieces, shape, merge_iou: float) -> Instances:
+    """Greedy merge of tile pieces ``(local mask, window, score, tile)``; see merge_tile_instances.
+
+    Objects are kept as crops of their bounding box, and only objects whose box meets the
+    piece's box inside a shared tile region are compared, so the merge stays fast with
+    hundreds of pieces.
+    """
+    check_range("merge_iou", merge_iou, 0, 1, low_inclusive=False)
+    objects: list[dict] = []
+    boxes = np.zeros((0, 4), int)  # objects' boxes (y0, y1, x0, x1), for the quick pre-check
+    for local, win, score, group in sorted(pieces, key=lambda p: -p[2]):
+        wy0, wy1, wx0, wx1 = win
+        lb = _bbox(local)
+        if lb is None:
+            continue
+        pb = (lb[0] + wy0, lb[1] + wy0, lb[2] + wx0, lb[3] + wx0)
+        best, best_iou = None, merge_iou
+        if len(objects):
+            near = np.flatnonzero(
+                (boxes[:, 0] < pb[1]) & (boxes[:, 1] > pb[0]) & (boxes[:, 2] < pb[3]) & (boxes[:, 3] > pb[2])
+            )
+            for k in near:
+                obj = objects[k]
+                if group in obj["groups"]:
+                    continue
+                iou = _zone_iou(local, win, obj, pb)
+                if iou >= best_iou:
+                    best, best_iou = k, iou
+        if best is None:
+            objects.append(
+                {
+                    "box": pb,
+                    "crop": local[lb[0] : lb[1], lb[2] : lb[3]].copy(),
+                    "score": score,
+                    "groups": {group},
+                    "windows": [win],
+                }
+            )
+            boxes = np.vstack([boxes, np.array(pb)[None]])
+            continue
+        obj = objects[best]
+        ob = obj["box"]
+        nb = (min(ob[0], pb[0]), max(ob[1], pb[1]), min(ob[2], pb[2]), max(ob[3], pb[3]))
+        crop = np.zeros((nb[1] - nb[0], nb[3] - nb[2]), bool)
+        crop[ob[0] - nb[0] : ob[1] - nb[0], ob[2] - nb[2] : ob[3] - nb[2]] = obj["crop"]
+        crop[pb[0] - nb[0] : pb[1] - nb[0], pb[2] - nb[2] : pb[3] - nb[2]] |= local[lb[0] : lb[1], lb[2] : lb[3]]
+        obj.update(box=nb, crop=crop)
+        obj["groups"].add(group)
+        obj["windows"].append(win)
+        boxes[best] = nb
+    if not objects:
+        return Instances.empty(tuple(shape))
+    masks = np.zeros((len(objects), *shape), bool)
+    for m, o in zip(masks, objects):
+        y0, y1, x0, x1 = o["box"]
+        m[y0:y1, x0:x1] = o["crop"]
+    return Instances.from_masks(masks, np.array([o["score"] for o in objects], np.float32))
+
+
+def _zone_iou(local, window, obj, piece_box) -> float:
+    """IoU of a tile piece (``local`` mask in ``window``) and an object, counted only where
+    ``window`` overlaps one of the object's tile windows."""
+    wy0, wy1, wx0, wx1 = window
+    ob = obj["box"]
+    # the region to look at: the piece's window, within the union of both boxes
+    ry0, ry1 = max(wy0, min(ob[0], piece_box[0])), min(wy1, max(ob[1], piece_box[1]))
+    rx0, rx1 = max(wx0, min(ob[2], piece_box[2])), min(wx1, max(ob[3], piece_box[3]))
+    if ry0 >= ry1 or rx0 >= rx1:
+        return 0.0
+    zone = np.zeros((ry1 - ry0, rx1 - rx0), bool)
+    for y0, y1, x0, x1 in obj["windows"]:
+        zy0, zy1, zx0, zx1 = max(ry0, y0), min(ry1, y1), max(rx0, x0), min(rx1, x1)
+        if zy0 < zy1 and zx0 < zx1:
+            zone[zy0 - ry0 : zy1 - ry0, zx0 - rx0 : zx1 - rx0] = True
+    if not zone.any():
+        return 0.0
+    a = local[ry0 - wy0 : ry1 - wy0, rx0 - wx0 : rx1 - wx0] & zone
+    b = np.zeros_like(zone)
+    oy0, oy1, ox0, ox1 = max(ry0, ob[0]), min(ry1, ob[1]), max(rx0, ob[2]), min(rx1, ob[3])
+    if oy0 < oy1 and ox0 < ox1:
+        b[oy0 - ry0 : oy1 - ry0, ox0 - rx0 : ox1 - rx0] = obj["crop"][
+            oy0 - ob[0] : oy1 - ob[0], ox0 - ob[2] : ox1 - ob[2]
+        ]
+    b &= zone
+    inter = np.count_nonzero(a & b)
+    if inter == 0:
+        return 0.0
+    return inter / np.count_nonzero(a | b)
+
+
+def predict_tiled(
+    predict_fn,
+    gray: np.ndarray,
+    tile: int,
+    overlap: int = DEFAULT_OVERLAP,
+    merge_iou: float = 0.5,
+) -> Instances:
+    """Run ``predict_fn(gray_tile) -> Instances`` over overlapping tiles and merge the results.
+
+    ``gray`` is the (H, W) model-ready image; ``tile`` and ``overlap`` are in pixels. The
+    pieces are merged as :func:`merge_tile_instances` describes. Returns Instances with
+    full-image (H, W) masks.
+    """
+    check_range("tile", tile, 32, None, unit="px")
+    check_range("overlap", overlap, 0, tile / 2, high_inclusive=False, unit="px")
+    h, w = gray.shape
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    pieces = []
+    for iy, y0 in enumerate(ys):
+        for ix, x0 in enumerate(xs):
+            sub = np.ascontiguousarray(gray[y0 : y0 + tile, x0 : x0 + tile])
+            inst = predict_fn(sub)
+            win = (y0, y0 + sub.shape[0], x0, x0 + sub.shape[1])
+            pieces.extend((inst.masks[k], win, float(inst.scores[k]), iy * len(xs) + ix) for k in range(len(inst)))
+    return _merge_pieces(pieces, (h, w), merge_iou)
+
+
+# --------------------------------------------------------------------------------------
+# Predictors
+# --------------------------------------------------------------------------------------
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is usable, else ``"cpu"``; other names pass through."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but no CUDA GPU is available; use device='cpu'")
+    return str(device)
+
+
+class Predictor:
+    """A trained model ready to segment images; build it with :func:`load_predictor`.
+
+    Subclasses (one per engine) implement :meth:`predict_gray` on one model-ready image.
+
+    Attributes
+    ----------
+    model: the torch module, in eval mode on ``device``.
+    cfg: the training config (a ``TrainConfig`` or a plain dict of it).
+    engine: ``"torchvision"`` or ``"detectron2"``.
+    score_thresh: instances scoring below are dropped.
+    mask_thresh: soft-mask probability above which a pixel belongs to the instance.
+    train_size: side of the training images in pixels (default tile size).
+    """
+
+    engine = "?"
+
+    def __init__(self, model, cfg, device="cpu", score_thresh=0.5, mask_thresh=0.5, train_size=512, source=None):
+        check_range("score_thresh", score_thresh, 0, 1)
+        check_range("mask_thresh", mask_thresh, 0, 1, low_inclusive=False, high_inclusive=False)
+        self.model = model
+        self.cfg = cfg
+        self.device = device
+        self.score_thresh = float(score_thresh)
+        self.mask_thresh = float(mask_thresh)
+        self.train_size = int(train_size)
+        self.source = source
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(engine={self.engine!r}, device={self.device!r}, "
+            f"score_thresh={self.score_thresh}, train_size={self.train_size}, source={str(self.source)!r})"
+        )
+
+    def predict_gray(self, gray: np.ndarray) -> Instances:  # pragma: no cover - abstract
+        """Instances in one float32 (H, W) image in [0, 1], run as one piece."""
+        raise NotImplementedError
+
+    def predict(
+        self, image, modality: str | None = None, tile: int | None = None, overlap: int | None = None
+    ) -> Instances:
+        """Instances (masks at the image's full size) in ``image``.
+
+        Parameters
+        ----------
+        image:
+            Array (uint8 / uint16 / float / bool; gray, RGB, RGBA) or image file path;
+            see :func:`to_gray01`.
+        modality:
+            ``None`` or one of ``"ptychography"``, ``"stxm"``, ``"sem"`` (preprocessing).
+        tile:
+            ``None``: tile automatically when a side exceeds 1.5 x the training size, with
+            tiles of the training size. ``0``: never tile. ``N`` (>= 32): tiles of N px
+            when the image is larger than N.
+        overlap:
+            Overlap of neighbouring tiles in pixels (< tile / 2); None: 64, or a quarter of
+            the tile for tiles under 256 px.
+        """
+        gray = to_gray01(image, modality=modality)
+        h, w = gray.shape
+        if tile is None:
+            tile = self.train_size if max(h, w) > AUTO_TILE_FACTOR * self.train_size else 0
+        else:
+            tile = int(tile)
+            if tile != 0:
+                check_range("tile", tile, 32, None, unit="px")
+        if tile and max(h, w) > tile:
+            if overlap is None:
+                overlap = min(DEFAULT_OVERLAP, tile // 4)
+            return predict_tiled(self.predict_gray, gray, tile, overlap=overlap)
+        return self.predict_gray(gray)
+
+    __call__ = predict
+
+
+class TorchvisionPredictor(Predictor):
+    """Predictor for the torchvision Mask R-CNN of :mod:`nanowire_utils.maskrcnn.model`."""
+
+    engine = "torchvision"
+
+    def predict_gray(self, gray: np.ndarray) -> Instances:
+        import torch
+
+        from nanowire_utils.maskrcnn.model import outputs_to_instances
+
+        h, w = gray.shape
+        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32)).to(self.device)
+        x = x.unsqueeze(0).expand(3, h, w)
+        transform = self.model.transform
+        # Feed the image at its own pixel size: the transform would otherwise resize it to
+        # INPUT.MIN/MAX_SIZE_TEST and change the wire widths (in pixels) the model sees.
+        own = ((min(h, w),), max(h, w))
+        sizes = getattr(transform, "sizes", None)
+        saved = (sizes[False] if sizes is not None else None, transform.min_size, transform.max_size)
+        if sizes is not None:
+            sizes[False] = own
+        transform.min_size, transform.max_size = own
+        try:
+            with torch.inference_mode():
+                out = self.model([x])[0]
+        finally:
+            if sizes is not None:
+                sizes[False] = saved[0]
+            transform.min_size, transform.max_size = saved[1], saved[2]
+        out = {k: v.detach().cpu() for k, v in out.items()}
+        return outputs_to_instances(out, self.score_thresh, self.mask_thresh)
+
+
+def _cfg_get(cfg, key, default=None):
+    """``cfg[key]`` of a TrainConfig or flat dict, ``default`` when absent."""
+    try:
+        value = cfg.get(key, None)
+    except AttributeError:
+        value = None
+    return default if value is None else value
+
+
+def train_image_size(cfg) -> int:
+    """Side in pixels of the images a run was trained on (the default tile size)."""
+    size = _cfg_get(cfg, "DATASET.IMAGE_SIZE") or _cfg_get(cfg, "INPUT.MAX_SIZE_TEST", 512)
+    if isinstance(size, (list, tuple)):
+        size = max(size)
+    return int(size)
+
+
+def load_predictor(
+    run_dir_or_checkpoint,
+    device: str = "auto",
+    score_thresh: float | None = None,
+    engine: str | None = None,
+    mask_thresh: float = 0.5,
+) -> Predictor:
+    """A :class:`Predictor` for a trained run.
+
+    Parameters
+    ----------
+    run_dir_or_checkpoint:
+        A run folder written by ``nanowire-utils train`` (config.json, model_final.pth,
+        checkpoints/) or one ``.pth`` checkpoint file.
+    device:
+        ``"auto"`` (GPU if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    score_thresh:
+        Keep instances scoring at least this (0-1); None: the run's test threshold
+        (``MODEL.ROI_HEADS.SCORE_THRESH_TEST``), else 0.5.
+    engine:
+        None: the engine the checkpoint was trained with (its ``"engine"`` field).
+        ``"torchvision"`` or ``"detectron2"`` to insist; a mismatch is an error.
+    mask_thresh:
+        Soft-mask probability above which a pixel is in the instance.
+    """
+    from nanowire_utils.maskrcnn.model import read_checkpoint, resolve_checkpoint_path
+
+    ckpt_path = resolve_checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(ckpt_path)
+    found = str(ckpt.get("engine", "torchvision"))
+    check_choice(f"engine of checkpoint {ckpt_path}", found, ENGINES)
+    if engine is not None:
+        check_choice("engine", engine, ENGINES)
+        if engine != found:
+            raise ValueError(f"{ckpt_path} was trained with engine {found!r}, not {engine!r}")
+    device = resolve_device(device)
+    if found == "detectron2":
+        from nanowire_utils.maskrcnn.detectron2_engine import load_detectron2_predictor
+
+        return load_detectron2_predictor(ckpt_path, device=device, score_thresh=score_thresh, mask_thresh=mask_thresh)
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.model import build_model, load_state_checked
+
+    if ckpt.get("config") is None:
+        raise ValueError(f"checkpoint {ckpt_path} holds no 'config'; it was not written by nanowire-utils train")
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(cfg)
+    load_state_checked(model, ckpt["model"], cfg, ckpt["config"], source=f"checkpoint {ckpt_path}")
+    model.eval().to(device)
+    if score_thresh is None:
+        score_thresh = _cfg_get(cfg, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.5)
+    return TorchvisionPredictor(
+        model,
+        cfg,
+        device=device,
+        score_thresh=score_thresh,
+        mask_thresh=mask_thresh,
+        train_size=train_image_size(cfg),
+        source=ckpt_path,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# COCO results
+# --------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------
+# Overlays
+# --------------------------------------------------------------------------------------
+
+
+def instance_colors(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` distinct RGB colours in [0, 1] (tab20, then random hues), stable for a given seed."""
+    from matplotlib import colormaps
+
+    base = np.asarray(colormaps["tab20"].colors)[:, :3]
+    if n <= len(base):
+        return base[:n]
+    import matplotlib.colors as mcolors
+
+    rng = np.random.default_rng(seed)
+    extra = mcolors.hsv_to_rgb(
+        np.stack([rng.random(n - len(base)), np.full(n - len(base), 0.8), np.full(n - len(base), 0.95)], axis=1)
+    )
+    return np.concatenate([base, extra])
+
+
+def overlay_array(image, instances: Instances, alpha: float = 0.45) -> np.ndarray:
+    """uint8 RGB (H, W, 3) picture of ``image`` in gray with each instance tinted in its own
+    colour (opacity ``alpha``) and outlined."""
+    from skimage.segmentation import find_boundaries
+
+    check_range("alpha", alpha, 0, 1)
+    gray = to_gray01(image)
+    if len(instances) and instances.image_shape != gray.shape:
+        raise ValueError(f"instances are for an image of shape {instances.image_shape}, image is {gray.shape}")
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    for color, m in zip(instance_colors(len(instances)), instances.masks):
+        rgb[m] = (1 - alpha) * rgb[m] + alpha * color
+        rgb[find_boundaries(m, mode="inner")] = color
+    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+
+def overlay(image, instances: Instances, ax=None, alpha: float = 0.45, path=None, title=None):
+    """Matplotlib figure of ``image`` with each instance drawn in its own colour.
+
+    Parameters
+    ----------
+    image: the image the instances were predicted on (array or path).
+    instances: predictions or references for it.
+    ax: draw into this Axes; None makes a new figure (no pyplot state, safe in loops).
+    alpha: opacity of the instance colours (0-1).
+    path: also save the figure as a PNG here.
+    title: axes title; default ``"<n> instances"``.
+
+    Returns the matplotlib Figure.
+    """
+    arr = overlay_array(image, instances, alpha=alpha)
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        h, w = arr.shape[:2]
+        fig = Figure(figsize=(6, 6 * h / w), dpi=max(100, int(np.ceil(w / 6))))
+        ax = fig.add_axes([0, 0, 1, 1])
+    else:
+        fig = ax.figure
+    ax.imshow(arr, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(
+        title if title is not None else f"{len(instances)} instances",
+        y=1.0,
+        pad=-14,
+        color="white",
+        fontsize=9,
+        backgroundcolor=(0, 0, 0, 0.4),
+    )
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Folders
+# --------------------------------------------------------------------------------------
+
+
+def list_images(folder_or_paths) -> list[Path]:
+    """Image files of a folder (sorted, by suffix in :data:`IMAGE_SUFFIXES`) or of a path list."""
+    if isinstance(folder_or_paths, (str, os.PathLike)):
+        p = Path(folder_or_paths)
+        if p.is_dir():
+            paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not paths:
+                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {p}")
+            return paths
+        paths = [p]
+    else:
+        paths = [Path(q) for q in folder_or_paths]
+    for q in paths:
+        if not q.is_file():
+            raise FileNotFoundError(f"image file not found: {q}")
+    if not paths:
+        raise ValueError("no images given")
+    return paths
+
+
+def predict_folder(
+    predictor: Predictor,
+    folder_or_paths,
+    out_dir=None,
+    progress: bool = True,
+    modality: str | None = None,
+    tile: int | None = None,
+    overlays: bool = True,
+) -> dict:
+    """Predict every image of a folder (or list of paths).
+
+    With ``out_dir``, writes ``out_dir/results.json`` (COCO results, image ids 1..n in the
+    order of the files), ``out_dir/images.json`` (COCO ``images`` list naming each file) and,
+    if ``overlays``, ``out_dir/<stem>_overlay.png`` per image.
+
+    Returns ``{path: Instances}`` in file order.
+    """
+    from tqdm.auto import tqdm
+
+    paths = list_images(folder_or_paths)
+    out = {}
+    results, images = [], []
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for image_id, path in enumerate(tqdm(paths, desc="predict", unit="image", disable=not progress), 1):
+        inst = predictor.predict(path, modality=modality, tile=tile)
+        out[path] = inst
+        if out_dir is not None:
+            h, w = inst.image_shape
+            images.append({"id": image_id, "file_name": str(path), "height": int(h), "width": int(w)})
+            results.extend(instances_to_coco_results(inst, image_id))
+            if overlays:
+                overlay(
+                    path, inst, path=out_dir / f"{path.stem}_overlay.png", title=f"{path.name}: {len(inst)} instances"
+                )
+    if out_dir is not None:
+        write_coco_results(out_dir / "results.json", results)
+        write_json_atomic(out_dir / "images.json", images)
+    return out
+
+
+def time_inference(
+    predictor: Predictor, shape=(512, 512), repeats: int = 3, tile: int | None = 0, seed: int = 0
+) -> dict:
+    """Seconds per image of ``predictor`` on random gray images of ``shape`` (rows, cols).
+
+    One warm-up call, then the median of ``repeats`` calls. ``tile`` as in
+    :meth:`Predictor.predict` (default 0: one pass over the whole image). Returns
+    ``{"seconds_per_image", "instances", "shape", "tile", "device", "threads"}``. With random
+    weights the detection count (and so the mask head's cost) is typically at its maximum.
+    """
+    import time
+
+    import torch
+
+    check_range("repeats", repeats, 1, None)
+    img = (np.random.default_rng(seed).random(tuple(shape)) * 255).astype(np.uint8)
+    predictor.predict(img, tile=tile)
+    times, n = [], 0
+    for _ in range(int(repeats)):
+        t0 = time.perf_counter()
+        n = len(predictor.predict(img, tile=tile))
+        times.append(time.perf_counter() - t0)
+    return {
+        "seconds_per_image": float(np.median(times)),
+        "instances": n,
+        "shape": tuple(shape),
+        "tile": tile,
+        "device": predictor.device,
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,180 @@
+"""Initial weights for training: pretrained COCO weights when they can be had, else from scratch.
+
+``MODEL.WEIGHTS`` decides:
+
+``""``
+    From scratch (the configuration must already be scratch-safe: GN or trainable BN,
+    ``FREEZE_AT 0``; :meth:`TrainConfig.validate` enforces it).
+a path
+    A ``.pth`` file: a project checkpoint (its ``"model"``) or a bare state dict.
+``"coco"``
+    torchvision's COCO ``maskrcnn_resnet50_fpn`` weights (box AP 37.9, mask AP 34.6), looked
+    for in this order:
+
+    1. the file named by the environment variable ``NANOWIRE_UTILS_WEIGHTS``;
+    2. the local cache :func:`cache_dir` (``$NANOWIRE_UTILS_CACHE``, else torch hub's
+       ``checkpoints`` folder, ``~/.cache/torch/hub/checkpoints``, where torchvision itself
+       caches it);
+    3. a download, only when the network answers a quick probe (2 s) and neither
+       ``NANOWIRE_UTILS_OFFLINE=1`` nor ``CI`` is set, so CI never waits on a timeout;
+    4. otherwise training from scratch, with the configuration made scratch-safe
+       (``MODEL.RESNETS.NORM`` FrozenBN -> GN, ``MODEL.BACKBONE.FREEZE_AT`` 0).
+
+What happened is logged (``logging``) and returned as a dict that training records in
+``config.json`` (``_weights``) and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from nanowire_utils.maskrcnn.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+COCO_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+COCO_FILENAME = Path(urlparse(COCO_URL).path).name
+ENV_WEIGHTS = "NANOWIRE_UTILS_WEIGHTS"
+ENV_OFFLINE = "NANOWIRE_UTILS_OFFLINE"
+ENV_CACHE = "NANOWIRE_UTILS_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where pretrained weights are cached: ``$NANOWIRE_UTILS_CACHE`` or torch hub's ``checkpoints``."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    try:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    except ImportError:
+        return Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
+
+
+def network_allowed() -> tuple[bool, str]:
+    """Whether a download may even be tried, and why not (offline switch or CI)."""
+    if os.environ.get(ENV_OFFLINE, "").strip() not in ("", "0"):
+        return False, f"{ENV_OFFLINE} is set"
+    if os.environ.get("CI", "").strip() not in ("", "0", "false"):
+        return False, "CI is set"
+    return True, ""
+
+
+def probe_network(url: str = COCO_URL, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname, u.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def scratch_safe(cfg: TrainConfig) -> TrainConfig:
+    """A copy of ``cfg`` that trains from scratch: no weights, GN instead of FrozenBN, nothing frozen."""
+    new = cfg.copy()
+    new["MODEL.WEIGHTS"] = ""
+    if new["MODEL.RESNETS.NORM"] == "FrozenBN":
+        new["MODEL.RESNETS.NORM"] = "GN"
+    new["MODEL.BACKBONE.FREEZE_AT"] = 0
+    return new.validate()
+
+
+def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[TrainConfig, dict]:
+    """Decide where the initial weights come from (see the module docstring).
+
+    Returns ``(cfg, info)``: ``cfg`` possibly made scratch-safe, ``info`` =
+    ``{"source": "scratch"|"path"|"env"|"cache"|"download"|"scratch (fallback)", "path": str|None,
+    "message": str}``. Raises FileNotFoundError for an explicit path that does not exist.
+    """
+    spec = cfg["MODEL.WEIGHTS"].strip()
+    if not spec:
+        info = {"source": "scratch", "path": None, "message": "training from scratch (MODEL.WEIGHTS='')"}
+    elif spec.lower() != "coco":
+        p = Path(spec).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(
+                f"MODEL.WEIGHTS file {p} does not exist; pass an existing .pth, 'coco' or '' (from scratch)"
+            )
+        info = {"source": "path", "path": str(p), "message": f"initial weights from {p}"}
+    else:
+        if cfg["MODEL.RESNETS.DEPTH"] != 50:
+            raise ValueError(
+                "MODEL.WEIGHTS='coco' are ResNet-50-FPN weights; set MODEL.RESNETS.DEPTH=50 or MODEL.WEIGHTS='' (from scratch)"
+            )
+        env = os.environ.get(ENV_WEIGHTS, "").strip()
+        cached = cache_dir() / COCO_FILENAME
+        if env:
+            p = Path(env).expanduser()
+            if not p.exists():
+                raise FileNotFoundError(
+                    f"{ENV_WEIGHTS}={env} does not exist; unset it or point it at the COCO weights file"
+                )
+            info = {"source": "env", "path": str(p), "message": f"COCO weights from {ENV_WEIGHTS}={p}"}
+        elif cached.exists():
+            info = {"source": "cache", "path": str(cached), "message": f"COCO weights from the cache {cached}"}
+        else:
+            ok, why = network_allowed()
+            if ok and allow_download and probe_network():
+                try:
+                    import torch
+
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    torch.hub.download_url_to_file(
+                        COCO_URL, str(cached), hash_prefix=COCO_FILENAME.split("-")[-1].split(".")[0]
+                    )
+                    info = {
+                        "source": "download",
+                        "path": str(cached),
+                        "message": f"downloaded COCO weights to {cached}",
+                    }
+                except Exception as err:  # any download failure falls back to scratch, logged
+                    why = f"download failed ({type(err).__name__}: {err})"
+                    ok = False
+            else:
+                why = why or ("downloads disabled" if not allow_download else "network unreachable (2 s probe)")
+                ok = False
+            if not ok:
+                cfg = scratch_safe(cfg)
+                info = {
+                    "source": "scratch (fallback)",
+                    "path": None,
+                    "message": f"no COCO weights ({why}; none in {cached}, {ENV_WEIGHTS} unset): training from scratch "
+                    f"with MODEL.RESNETS.NORM={cfg['MODEL.RESNETS.NORM']}, MODEL.BACKBONE.FREEZE_AT=0",
+                }
+    log.info(info["message"])
+    return cfg, info
+
+
+def load_initial_weights(model, info: dict) -> dict:
+    """Load the weights ``info`` (from :func:`resolve_weights`) names into ``model``, non-strictly.
+
+    Parameters whose name or shape do not fit (the class-specific predictors of COCO's 91
+    classes, RPN heads with other anchor counts) keep their random initialisation; their
+    number is added to ``info`` (``loaded``, ``skipped``) and logged.
+    """
+    if not info.get("path"):
+        return info
+    import torch
+
+    obj = torch.load(info["path"], map_location="cpu", weights_only=True)
+    state = obj["model"] if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) else obj
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    skipped = sorted(k for k in state if k not in fit)
+    if not fit:
+        raise ValueError(f"no parameter of {info['path']} fits this model; is it a Mask R-CNN ResNet-FPN state dict?")
+    model.load_state_dict(fit, strict=False)
+    info = dict(info, loaded=len(fit), skipped=len(skipped))
+    log.info(
+        "loaded %d tensors from %s; %d kept their random init (e.g. %s)",
+        len(fit),
+        info["path"],
+        len(skipped),
+        skipped[:3],
+    )
+    return info

@@ -1,0 +1,233 @@
+"""The 3D label volume of a network (the slow reference path) and its projection.
+
+:func:`voxelize` fills a (H, B, W) = (z, y, x) uint16 volume with each wire's label, voxel
+by voxel, testing whether each voxel centre lies inside the wire's solid (see
+:mod:`nanowire_utils.synth.geometry` for the solid). :func:`project_volume` counts each label's
+voxels along z, which is how the paper compresses its GeoDict structures into optical
+density. The analytic path :func:`nanowire_utils.synth.projection.project_network` gives the
+same projection without the volume; the tests check the two against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nanowire_utils.synth.geometry import Network, Wire, arc_coords, plane_coords, wire_bbox
+from nanowire_utils.synth.projection import Projection, _footprint
+
+
+def _wire_voxels(wire: Wire, shape: tuple[int, int, int]):
+    """(k, row, col) indices of the voxels whose centres lie inside ``wire``."""
+    H, B, W = shape
+    x_min, x_max, y_min, y_max = wire_bbox(wire)
+    c0, c1 = max(0, int(math.floor(x_min))), min(W - 1, int(math.ceil(x_max)))
+    r0, r1 = max(0, int(math.floor(y_min))), min(B - 1, int(math.ceil(y_max)))
+    none = (np.empty(0, dtype=np.int64),) * 3
+    if c1 < c0 or r1 < r0:
+        return none
+    rows, cols = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
+    rows, cols = rows.ravel(), cols.ravel()
+    h, eta = plane_coords(wire, cols + 0.5, rows + 0.5)
+    phi = math.radians(wire.tilt)
+    cphi, sphi = math.cos(phi), math.sin(phi)
+    # A vertical line pierces the tilted mid-plane at in-plane position h / cos(tilt).
+    s, a = arc_coords(wire, h / cphi, eta)
+    w, t = wire.section_profile(s)
+    col_in = (np.abs(s) <= wire.length / 2) & (np.abs(a) < w / 2)
+    if not col_in.any():
+        return none
+    rows, cols, h, a, w, t = rows[col_in], cols[col_in], h[col_in], a[col_in], w[col_in], t[col_in]
+    cz = wire.center[2]
+    # z' of the bottom face and of the top of the thickest section, per column.
+    z_bot = -wire.thickness / 2 / cphi + h * (sphi / cphi)
+    z_top = z_bot + t / cphi
+    k0 = max(0, int(math.floor(cz + z_bot.min() - 1)))
+    k1 = min(H - 1, int(math.ceil(cz + z_top.max() + 1)))
+    if k1 < k0:
+        return none
+    zc = np.arange(k0, k1 + 1) + 0.5 - cz  # voxel centres relative to the axis midpoint
+    # Coordinates perpendicular to the mid-plane, per (column, voxel).
+    zeta = -h[:, None] * sphi + zc[None, :] * cphi
+    b = zeta + wire.thickness / 2  # height above the bottom face
+    cc = 2.0 * b / t[:, None] - 1.0  # -1 at the bottom, +1 at the top of the section
+    rr = (2.0 * np.abs(a) / w)[:, None]
+    if wire.cross_section == "rectangular":
+        inside = (cc >= -1.0) & (cc < 1.0)
+    elif wire.cross_section == "round":
+        inside = rr * rr + cc * cc < 1.0
+    else:  # hexagonal
+        inside = (cc >= -1.0) & (cc < 1.0) & (np.abs(cc) < 2.0 * (1.0 - rr))
+    ci, ki = np.nonzero(inside)
+    return ki + k0, rows[ci], cols[ci]
+
+
+def voxelize(network: Network, progress: bool = False) -> np.ndarray:
+    """Build the 3D label volume of a network.
+
+    Parameters
+    ----------
+    network:
+        The network; its domain (W, B, H) sets the volume size.
+    progress:
+        Show a tqdm progress bar over the wires.
+
+    Returns
+    -------
+    np.ndarray
+        uint16 array of shape (H, B, W) = (z, y, x): 0 is empty, ``i`` is wire label
+        ``i``. A voxel already taken is never overwritten by a later wire (the
+        generator never makes wires overlap, so this only matters for hand-made
+        networks).
+    """
+    W, B, H = (int(v) for v in network.domain)
+    if network.wires and max(w.label for w in network.wires) > np.iinfo(np.uint16).max:
+        raise ValueError("voxelize supports at most 65535 wires")
+    vol = np.zeros((H, B, W), dtype=np.uint16)
+    wires = network.wires
+    if progress:
+        from tqdm.auto import tqdm
+
+        wires = tqdm(wires, desc="voxelize", unit="wire")
+    for wire in wires:
+        k, r, c = _wire_voxels(wire, (H, B, W))
+        free = vol[k, r, c] == 0
+        vol[k[free], r[free], c[free]] = wire.label
+    return vol
+
+
+def project_volume(volume: np.ndarray, min_area: int = 1) -> Projection:
+    """Per-label voxel counts along z: the projection of a label volume.
+
+    Parameters
+    ----------
+    volume:
+        Integer label volume (H, B, W) = (z, y, x), 0 empty.
+    min_area:
+        Labels covering fewer pixels than this (pixels) are left out.
+
+    Returns
+    -------
+    Projection
+        Shape (B, W), height H, one footprint per label (ascending), whose thickness is
+        the number of the label's voxels in each column (voxels).
+    """
+    from nanowire_utils._checks import check_range
+
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ValueError(f"volume must be 3D (H, B, W) = (z, y, x), got shape {volume.shape}")
+    check_range("min_area", min_area, 0, None, unit="pixels")
+    H, B, W = volume.shape
+    idx = np.flatnonzero(volume)
+    labels = volume.ravel()[idx].astype(np.int64)
+    key = labels * (B * W) + idx % (B * W)
+    keys, counts = np.unique(key, return_counts=True)
+    lab = keys // (B * W)
+    pix = keys % (B * W)
+    splits = np.flatnonzero(np.diff(lab)) + 1
+    footprints = []
+    for part_pix, part_cnt, part_lab in zip(np.split(pix, splits), np.split(counts, splits), np.split(lab, splits)):
+        if len(part_pix) == 0 or len(part_pix) < min_area:
+            continue
+        fp = _footprint(int(part_lab[0]), part_pix // W, part_pix % W, part_cnt)
+        footprints.append(fp)
+    return Projection(shape=(B, W), height=H, footprints=footprints)
+
+
+def save_volume(volume: np.ndarray, path) -> Path:
+    """Save a label volume as .npy or .tif/.tiff (chosen by the suffix); returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    volume = np.asarray(volume)
+    if suffix == ".npy":
+        np.save(path, volume)
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(path, volume, compression="zlib")
+    else:
+        raise ValueError(f"volume path must end in .npy, .tif or .tiff, got {path.name!r}")
+    return path
+
+
+def load_volume(path) -> np.ndarray:
+    """Load a label volume saved by :func:`save_volume` (.npy, .tif or .tiff)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no volume file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    raise ValueError(f"volume path must end in .npy, .tif or .tiff, got {path.name!r}")
+
+
+def plot_volume_3d(volume, ax=None, max_size: int = 128, max_points: int = 60000, cmap: str = "tab20", seed: int = 0):
+    """A 3D scatter view of a label volume (or a network, voxelised first).
+
+    Only surface voxels are drawn, on a grid downsampled so that the largest side has at
+    most ``max_size`` voxels, coloured by label, with the true (W, B, H) aspect ratio.
+
+    Parameters
+    ----------
+    volume:
+        Label volume (H, B, W) or a :class:`~nanowire_utils.synth.geometry.Network`.
+    ax:
+        A matplotlib 3D axes; a new figure is made when None.
+    max_size:
+        Largest side of the downsampled grid (voxels).
+    max_points:
+        At most this many points are drawn (a random subset beyond it).
+    cmap:
+        Matplotlib colormap for the labels.
+    seed:
+        Seed of the point subset.
+
+    Returns
+    -------
+    The matplotlib 3D axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(volume, Network):
+        volume = voxelize(volume)
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ValueError(f"volume must be 3D (H, B, W), got shape {volume.shape}")
+    step = max(1, int(math.ceil(max(volume.shape) / max_size)))
+    v = volume[::step, ::step, ::step]
+    occ = v > 0
+    pad = np.pad(occ, 1)
+    interior = (
+        pad[:-2, 1:-1, 1:-1]
+        & pad[2:, 1:-1, 1:-1]
+        & pad[1:-1, :-2, 1:-1]
+        & pad[1:-1, 2:, 1:-1]
+        & pad[1:-1, 1:-1, :-2]
+        & pad[1:-1, 1:-1, 2:]
+    )
+    z, y, x = np.nonzero(occ & ~interior)
+    if len(z) > max_points:
+        sel = np.random.default_rng(seed).choice(len(z), max_points, replace=False)
+        z, y, x = z[sel], y[sel], x[sel]
+    labels = v[z, y, x]
+    if ax is None:
+        fig = plt.figure(figsize=(7, 5))
+        ax = fig.add_subplot(projection="3d")
+    colors = plt.get_cmap(cmap)((labels.astype(int) - 1) % 20)
+    ax.scatter(x * step, y * step, z * step, c=colors, s=2, depthshade=False, linewidths=0)
+    H, B, W = volume.shape
+    ax.set_xlim(0, W)
+    ax.set_ylim(B, 0)  # image rows point down
+    ax.set_zlim(0, H)
+    ax.set_box_aspect((W, B, H))
+    ax.set_xlabel("x (voxels)")
+    ax.set_ylabel("y (voxels)")
+    ax.set_zlabel("z (voxels)")
+    return ax

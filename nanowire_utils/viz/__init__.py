@@ -1,0 +1,1 @@
+"""Figures: every plotting function of the book, by what it shows."""

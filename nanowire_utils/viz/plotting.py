@@ -1,0 +1,174 @@
+"""Small figure helpers shared by the book's notebooks.
+
+They keep plotting code out of the notebook cells: each returns the matplotlib objects it drew
+on, so a notebook can add titles or save the figure. Matplotlib is imported inside the
+functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def instance_colors(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` distinct RGB colours (floats in [0, 1], shape (n, 3)) for instance masks.
+
+    Colours cycle through matplotlib's ``tab20`` in a shuffled order, so that neighbouring
+    labels (wires deposited one after another, often close together) get unlike colours.
+    """
+    import matplotlib
+
+    base = np.asarray(matplotlib.colormaps["tab20"].colors, dtype=float)
+    order = np.random.default_rng(seed).permutation(len(base))
+    return base[order[np.arange(n) % len(base)]]
+
+
+def overlay_masks(
+    image: np.ndarray, masks: np.ndarray, ax=None, alpha: float = 0.45, outline: bool = True, seed: int = 0
+):
+    """Draw a gray image with instance masks overlaid in distinct colours.
+
+    Parameters
+    ----------
+    image:
+        2D gray image (any dtype; displayed with its own min-max range) or RGB.
+    masks:
+        Boolean array (N, H, W), one mask per instance, matching the image's (H, W).
+        Overlapping masks are blended in the order given.
+    ax:
+        Matplotlib axes to draw on; a new figure is made if None.
+    alpha:
+        Opacity of the mask colours (0-1).
+    outline:
+        Also draw each mask's outline in its colour, so overlapping wires stay apart.
+
+    Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import find_boundaries
+
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
+        raise ValueError(f"masks must have shape (N, {image.shape[0]}, {image.shape[1]}), got {masks.shape}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    gray = image.astype(float)
+    if gray.ndim == 2:
+        span = gray.max() - gray.min()
+        gray = (gray - gray.min()) / (span if span > 0 else 1.0)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+    else:
+        rgb = gray / max(gray.max(), 1.0) if gray.max() > 1 else gray
+    for mask, color in zip(masks, instance_colors(len(masks), seed)):
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * color
+        if outline:
+            rgb[find_boundaries(mask, mode="inner")] = color
+    ax.imshow(np.clip(rgb, 0, 1), interpolation="nearest")
+    ax.set_axis_off()
+    return ax
+
+
+def show_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 3.0,
+    cmap: str = "gray",
+):
+    """Show images side by side in a grid; returns ``(fig, axes)`` (axes flattened).
+
+    ``size`` is the width of one panel in inches. Unused panels are hidden.
+    """
+    import matplotlib.pyplot as plt
+
+    if len(images) == 0:
+        raise ValueError("show_images needs at least one image")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(titles)} titles for {len(images)} images")
+    ncols = max(1, min(ncols, len(images)))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    axes = axes.ravel()
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i], cmap=cmap, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=10)
+    fig.tight_layout()
+    return fig, axes
+
+
+def intensity_histograms(images: Mapping[str, np.ndarray], ax=None, bins: int = 64, log: bool = True):
+    """Overlaid gray-value histograms of several images, as densities on a 0-1 scale.
+
+    Each image is divided by its dtype's full range (255 for uint8, 65535 for uint16, 1 for
+    floats), so an 8-bit real image and a float rendering share one axis. ``log`` uses a
+    logarithmic count axis, which keeps the few bright overlap pixels visible next to the
+    large background peak. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    edges = np.linspace(0, 1, bins + 1)
+    for name, img in images.items():
+        img = np.asarray(img)
+        full = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+        values = img.astype(float).ravel() / full
+        ax.hist(values, bins=edges, density=True, histtype="step", linewidth=1.6, label=name, log=log)
+    ax.set_xlabel("gray value (fraction of full scale)")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False)
+    return ax
+
+
+def lognormal_pdf(x: np.ndarray, mean: float, std: float, value_range: tuple[float, float]) -> np.ndarray:
+    """Density of a log-normal with the given ``mean`` and ``std``, truncated to ``value_range``.
+
+    This is the distribution :class:`~nanowire_utils.synth.geometry.NetworkParams` documents for wire
+    lengths and widths (drawn log-normal, redrawn until inside the range), so a histogram of
+    generated values can be compared with what was asked for. Units are those of ``x``.
+    """
+    if mean <= 0 or std <= 0:
+        raise ValueError(f"mean and std must be > 0, got mean={mean}, std={std}")
+    lo, hi = value_range
+    sigma2 = np.log1p((std / mean) ** 2)
+    mu = np.log(mean) - sigma2 / 2
+    grid = np.linspace(lo, hi, 2001)
+
+    def raw(v):
+        v = np.asarray(v, dtype=float)
+        out = np.zeros_like(v)
+        pos = v > 0
+        out[pos] = np.exp(-((np.log(v[pos]) - mu) ** 2) / (2 * sigma2)) / (v[pos] * np.sqrt(2 * np.pi * sigma2))
+        return out
+
+    norm = np.trapezoid(raw(grid), grid) if hasattr(np, "trapezoid") else np.trapz(raw(grid), grid)
+    x = np.asarray(x, dtype=float)
+    return np.where((x >= lo) & (x <= hi), raw(x) / norm, 0.0)
+
+
+def hist_vs_expected(
+    values, expected_x, expected_pdf, ax=None, bins: int = 30, xlabel: str = "", label: str = "generated"
+):
+    """Histogram of generated ``values`` (as a density) with the requested density drawn over it.
+
+    ``expected_x`` and ``expected_pdf`` are the curve of the distribution that was asked for
+    (e.g. from :func:`lognormal_pdf`). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    values = np.asarray(values, dtype=float)
+    ax.hist(values, bins=bins, density=True, alpha=0.6, color="tab:blue", label=f"{label} (n={len(values)})")
+    ax.plot(expected_x, expected_pdf, color="black", lw=1.8, label="requested")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(frameon=False, fontsize=8)
+    return ax
