@@ -15,6 +15,7 @@ from nanowire_utils.chapters import crossmodality as cm  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
 from nanowire_utils.real.annotations import load_reference  # noqa: E402
 from nanowire_utils.real.evaluation import mask_iou  # noqa: E402
+from nanowire_utils.viz import crossmodality as cmviz  # noqa: E402
 
 
 class OraclePredictor:
@@ -108,7 +109,7 @@ def test_run_modality_rescales_scores_and_postprocesses():
     dist = cm.distribution_table(r, n_boot=20)
     assert dist.loc["area", "KS"] < 0.2  # the oracle's shapes are the reference's
     assert dist.loc["orientation", "n ref"] == len(ref)
-    for fig in (cm.plot_preprocessing(r), cm.plot_predictions(r), cm.plot_statistics(r)):
+    for fig in (cmviz.plot_preprocessing(r), cmviz.plot_predictions(r), cmviz.plot_statistics(r)):
         assert fig.axes
         plt.close(fig)
 

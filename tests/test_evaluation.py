@@ -12,8 +12,8 @@ from nanowire_utils.real.evaluation import (
     evaluate_instances,
     foreground_accuracy,
     match_instances,
-    plot_comparison,
 )
+from nanowire_utils.viz.plotting import plot_comparison
 
 S = (40, 40)
 

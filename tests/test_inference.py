@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from nanowire_utils import coco  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
 from nanowire_utils.maskrcnn import inference as inf  # noqa: E402
+from nanowire_utils.viz import plotting  # noqa: E402
 
 
 def make_run(run_dir: Path, preset="smoke", seed=0) -> Path:
@@ -247,18 +248,18 @@ def test_coco_results_round_trip(predictor, tmp_path):
 def test_overlay_figure_and_png(predictor, tmp_path):
     img = _image()
     inst = _box_instances([(10, 28, 110, 38), (68, 60, 78, 120)], [0.9, 0.8], img.shape)
-    arr = inf.overlay_array(img, inst)
+    arr = plotting.overlay_array(img, inst)
     assert arr.shape == (*img.shape, 3) and arr.dtype == np.uint8
     c0, c1 = arr[33, 50], arr[90, 73]
     assert not np.array_equal(c0, c1)  # each instance its own colour
     assert c0[0] != c0[1] or c0[1] != c0[2]  # tinted, no longer gray
-    fig = inf.overlay(img, inst, path=tmp_path / "o.png")
+    fig = plotting.overlay(img, inst, path=tmp_path / "o.png")
     assert fig.axes and (tmp_path / "o.png").stat().st_size > 0
     from PIL import Image
 
     assert Image.open(tmp_path / "o.png").format == "PNG"
     with pytest.raises(ValueError, match="shape"):
-        inf.overlay_array(np.zeros((50, 50)), inst)
+        plotting.overlay_array(np.zeros((50, 50)), inst)
 
 
 def test_predict_folder_writes_outputs(predictor, tmp_path):

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from nanowire_utils.real.annotations import polygons_to_mask, wire_polygon
-from nanowire_utils.real.statistics import compare_distributions, particle_table, plot_distributions
+from nanowire_utils.real.statistics import compare_distributions, particle_table
+from nanowire_utils.viz.statistics import plot_distributions
 
 
 def _rect(angle_deg, length=80.0, width=10.0, shape=(160, 160)):

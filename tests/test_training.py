@@ -16,11 +16,11 @@ from nanowire_utils.maskrcnn.model import read_checkpoint
 from nanowire_utils.maskrcnn.training import (
     WarmupStepSchedule,
     evaluate_split,
-    plot_training_curves,
     read_metrics,
     table1_row,
     train,
 )
+from nanowire_utils.viz.training import plot_training_curves
 
 SIZE = 96
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nanowire_utils.synth.geometry import Network, NetworkParams, Wire, generate_network
-from nanowire_utils.synth.voxels import load_volume, plot_volume_3d, project_volume, save_volume, voxelize
+from nanowire_utils.synth.voxels import load_volume, project_volume, save_volume, voxelize
+from nanowire_utils.viz.volume import plot_volume_3d
 
 PARAMS = NetworkParams(
     domain=(128, 128, 70),

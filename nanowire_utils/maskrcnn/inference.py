@@ -47,6 +47,7 @@ import numpy as np
 from nanowire_utils._checks import check_choice, check_range
 from nanowire_utils.coco import instances_to_coco_results, write_coco_results, write_json_atomic
 from nanowire_utils.instances import Instances
+from nanowire_utils.viz.plotting import overlay
 
 #: File types :func:`read_image` opens.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -507,78 +508,6 @@ def load_predictor(
 # --------------------------------------------------------------------------------------
 # Overlays
 # --------------------------------------------------------------------------------------
-
-
-def instance_colors(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` distinct RGB colours in [0, 1] (tab20, then random hues), stable for a given seed."""
-    from matplotlib import colormaps
-
-    base = np.asarray(colormaps["tab20"].colors)[:, :3]
-    if n <= len(base):
-        return base[:n]
-    import matplotlib.colors as mcolors
-
-    rng = np.random.default_rng(seed)
-    extra = mcolors.hsv_to_rgb(
-        np.stack([rng.random(n - len(base)), np.full(n - len(base), 0.8), np.full(n - len(base), 0.95)], axis=1)
-    )
-    return np.concatenate([base, extra])
-
-
-def overlay_array(image, instances: Instances, alpha: float = 0.45) -> np.ndarray:
-    """uint8 RGB (H, W, 3) picture of ``image`` in gray with each instance tinted in its own
-    colour (opacity ``alpha``) and outlined."""
-    from skimage.segmentation import find_boundaries
-
-    check_range("alpha", alpha, 0, 1)
-    gray = to_gray01(image)
-    if len(instances) and instances.image_shape != gray.shape:
-        raise ValueError(f"instances are for an image of shape {instances.image_shape}, image is {gray.shape}")
-    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    for color, m in zip(instance_colors(len(instances)), instances.masks):
-        rgb[m] = (1 - alpha) * rgb[m] + alpha * color
-        rgb[find_boundaries(m, mode="inner")] = color
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
-
-
-def overlay(image, instances: Instances, ax=None, alpha: float = 0.45, path=None, title=None):
-    """Matplotlib figure of ``image`` with each instance drawn in its own colour.
-
-    Parameters
-    ----------
-    image: the image the instances were predicted on (array or path).
-    instances: predictions or references for it.
-    ax: draw into this Axes; None makes a new figure (no pyplot state, safe in loops).
-    alpha: opacity of the instance colours (0-1).
-    path: also save the figure as a PNG here.
-    title: axes title; default ``"<n> instances"``.
-
-    Returns the matplotlib Figure.
-    """
-    arr = overlay_array(image, instances, alpha=alpha)
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        h, w = arr.shape[:2]
-        fig = Figure(figsize=(6, 6 * h / w), dpi=max(100, int(np.ceil(w / 6))))
-        ax = fig.add_axes([0, 0, 1, 1])
-    else:
-        fig = ax.figure
-    ax.imshow(arr, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(
-        title if title is not None else f"{len(instances)} instances",
-        y=1.0,
-        pad=-14,
-        color="white",
-        fontsize=9,
-        backgroundcolor=(0, 0, 0, 0.4),
-    )
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
-    return fig
 
 
 # --------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ reference).
 
 Typical use::
 
-    from nanowire_utils.real.statistics import particle_table, plot_distributions, compare_distributions
+    from nanowire_utils.real.statistics import particle_table, compare_distributions
+    from nanowire_utils.viz.statistics import plot_distributions
     pred_df = particle_table(pred, pixel_size_nm=6.0)
     ref_df = particle_table(load_reference("ptychography"), pixel_size_nm=6.0)
     plot_distributions(pred_df, ref_df)
@@ -129,65 +130,11 @@ def save_table(df, path) -> None:
     df.to_csv(path, index=False)
 
 
-def _values(df, column):
+def column_values(df, column):
     if column not in df.columns:
         raise ValueError(f"column {column!r} not in the table; available: {', '.join(map(str, df.columns))}")
     v = np.asarray(df[column], dtype=float)
     return v[np.isfinite(v)]
-
-
-def plot_distributions(
-    pred_df,
-    ref_df,
-    columns=("area", "aspect_ratio", "orientation"),
-    *,
-    bins: int = 20,
-    labels=("prediction", "reference"),
-    axes=None,
-):
-    """Histograms (density) with Gaussian kernel density estimates of ``columns``, predicted
-    vs reference, one panel per column, like the paper's Figs. 8, 10 and 12.
-
-    Returns the matplotlib Figure. Columns with fewer than two finite values in a table get
-    a histogram but no KDE for that table.
-    """
-    import matplotlib.pyplot as plt
-    from scipy.stats import gaussian_kde
-
-    columns = list(columns)
-    if axes is None:
-        fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.4), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = np.atleast_1d(axes)
-        fig = axes[0].figure
-    for ax, col in zip(axes, columns):
-        p, r = _values(pred_df, col), _values(ref_df, col)
-        both = np.concatenate([p, r])
-        if col == "orientation":
-            edges = np.linspace(0, 180, bins + 1)
-        elif len(both):
-            edges = np.linspace(both.min(), both.max() if both.max() > both.min() else both.min() + 1, bins + 1)
-        else:
-            edges = bins
-        for v, lab, c in ((p, labels[0], "tab:orange"), (r, labels[1], "tab:blue")):
-            if len(v) == 0:
-                continue
-            ax.hist(v, bins=edges, density=True, alpha=0.35, color=c, label=f"{lab} (n={len(v)})")
-            if len(v) >= 2 and np.ptp(v) > 0:
-                xs = (
-                    np.linspace(edges[0], edges[-1], 200)
-                    if not np.isscalar(edges)
-                    else np.linspace(v.min(), v.max(), 200)
-                )
-                ax.plot(xs, gaussian_kde(v)(xs), color=c)
-        ax.set_xlabel(
-            {"area": "area (px)", "orientation": "orientation (deg)", "aspect_ratio": "aspect ratio"}.get(col, col)
-        )
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def compare_distributions(pred_df, ref_df, column: str, n_boot: int = 1000, seed: int = 0, ci: float = 95.0) -> dict:
@@ -211,7 +158,7 @@ def compare_distributions(pred_df, ref_df, column: str, n_boot: int = 1000, seed
 
     check_range("n_boot", n_boot, 0, None)
     check_range("ci", ci, 0, 100, low_inclusive=False, high_inclusive=False)
-    p, r = _values(pred_df, column), _values(ref_df, column)
+    p, r = column_values(pred_df, column), column_values(ref_df, column)
     out = {"n_pred": len(p), "n_ref": len(r)}
     if len(p) == 0 or len(r) == 0:
         nan2 = (math.nan, math.nan)

@@ -8,8 +8,12 @@ functions, so importing this module is cheap.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+
+from nanowire_utils._checks import check_range
+from nanowire_utils.instances import Instances
 
 
 def instance_colors(n: int, seed: int = 0) -> np.ndarray:
@@ -172,3 +176,107 @@ def hist_vs_expected(
     ax.set_ylabel("density")
     ax.legend(frameon=False, fontsize=8)
     return ax
+
+
+def overlay_array(image, instances: Instances, alpha: float = 0.45, seed: int = 0) -> np.ndarray:
+    """uint8 RGB (H, W, 3) picture of ``image`` in gray with each instance tinted in its own
+    colour (opacity ``alpha``; colours from :func:`instance_colors` with ``seed``) and outlined.
+
+    ``image`` is an array (gray or RGB, any dtype) or the path of an image file."""
+    from skimage.segmentation import find_boundaries
+
+    from nanowire_utils.real.preprocessing import read_image, to_gray_float
+
+    check_range("alpha", alpha, 0, 1)
+    gray = to_gray_float(read_image(image) if isinstance(image, (str, Path)) else image)
+    if len(instances) and instances.image_shape != gray.shape:
+        raise ValueError(f"instances are for an image of shape {instances.image_shape}, image is {gray.shape}")
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    for color, m in zip(instance_colors(len(instances), seed), instances.masks):
+        rgb[m] = (1 - alpha) * rgb[m] + alpha * color
+        rgb[find_boundaries(m, mode="inner")] = color
+    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+
+def overlay(image, instances: Instances, ax=None, alpha: float = 0.45, path=None, title=None):
+    """Matplotlib figure of ``image`` with each instance drawn in its own colour.
+
+    Parameters
+    ----------
+    image: the image the instances were predicted on (array or path).
+    instances: predictions or references for it.
+    ax: draw into this Axes; None makes a new figure (no pyplot state, safe in loops).
+    alpha: opacity of the instance colours (0-1).
+    path: also save the figure as a PNG here.
+    title: axes title; default ``"<n> instances"``.
+
+    Returns the matplotlib Figure.
+    """
+    arr = overlay_array(image, instances, alpha=alpha)
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        h, w = arr.shape[:2]
+        fig = Figure(figsize=(6, 6 * h / w), dpi=max(100, int(np.ceil(w / 6))))
+        ax = fig.add_axes([0, 0, 1, 1])
+    else:
+        fig = ax.figure
+    ax.imshow(arr, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(
+        title if title is not None else f"{len(instances)} instances",
+        y=1.0,
+        pad=-14,
+        color="white",
+        fontsize=9,
+        backgroundcolor=(0, 0, 0, 0.4),
+    )
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    return fig
+
+
+def plot_comparison(pred, ref, image=None, *, axes=None, title: str | None = None, show_scores: bool = True):
+    """Figure like the paper's Figs. 7, 9, 11: with ``image``, three panels (image, predicted
+    instances over the image, comparison map); without, the comparison map alone. The map's
+    title gives the foreground accuracy. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from nanowire_utils.real.evaluation import FN_COLOR, FP_COLOR, TP_COLOR, comparison_map, foreground_accuracy
+
+    n = 3 if image is not None else 1
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4.5), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(axes)
+        if len(axes) != n:
+            raise ValueError(f"axes must hold {n} axes (image given: {image is not None}), got {len(axes)}")
+        fig = axes[0].figure
+    if image is not None:
+        from nanowire_utils.real.preprocessing import to_gray_float
+
+        axes[0].imshow(to_gray_float(image), cmap="gray")
+        axes[0].set_title("image")
+        axes[1].imshow(overlay_array(image, pred))
+        axes[1].set_title(f"prediction ({len(pred)} instances)")
+    acc = foreground_accuracy(pred, ref)
+    axes[-1].imshow(comparison_map(pred, ref))
+    axes[-1].set_title(f"TP/FN/FP, accuracy {acc * 100:.1f} %" if show_scores else "TP/FN/FP")
+    axes[-1].legend(
+        handles=[
+            Patch(color=np.array(c) / 255, label=lab)
+            for c, lab in ((TP_COLOR, "TP"), (FN_COLOR, "FN"), (FP_COLOR, "FP"))
+        ],
+        loc="lower right",
+        fontsize=8,
+        framealpha=0.8,
+    )
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,55 @@
+"""Figures of chapter 6: preprocessing, predictions and statistics of one modality."""
+
+from __future__ import annotations
+
+from nanowire_utils.chapters.crossmodality import TITLES, ModalityResult, particle_tables, reference_overlay
+
+
+def plot_preprocessing(result: ModalityResult):
+    """The image as read, what the network saw (after preprocessing and rescaling), and
+    their gray-value histograms. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from nanowire_utils.viz.plotting import intensity_histograms
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.2]})
+    axes[0].imshow(result.image, cmap="gray")
+    axes[0].set_title(f"{TITLES[result.modality]} as read {result.image.shape[1]}x{result.image.shape[0]}")
+    axes[1].imshow(result.model_input, cmap="gray", vmin=0, vmax=1)
+    h, w = result.model_input.shape
+    axes[1].set_title(f"network input {w}x{h} (scale {result.input_scale:g})")
+    for ax in axes[:2]:
+        ax.set_axis_off()
+    intensity_histograms({"as read": result.image, "network input": result.model_input}, ax=axes[2])
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(result: ModalityResult):
+    """Predicted instances over the image and the TP (blue) / FN (red) / FP (green) pixel map,
+    before (top) and after (bottom) post-processing, as in the paper's Figs. 7, 9, 11."""
+    import matplotlib.pyplot as plt
+
+    from nanowire_utils.viz.plotting import plot_comparison
+
+    h, w = result.image.shape[:2]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 2 * 13 / 3 * h / w + 1.2))
+    for row, (inst, label) in enumerate(((result.pred, "raw"), (result.post, "post-processed"))):
+        plot_comparison(inst, result.ref, result.image, axes=axes[row])
+        axes[row, 1].set_title(f"{label}: {len(inst)} instances")
+    axes[0, 0].set_title(f"{TITLES[result.modality]} ({len(result.ref)} reference instances)")
+    axes[1, 0].imshow(reference_overlay(result), interpolation="nearest")
+    axes[1, 0].set_title("reference (by eye)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_statistics(result: ModalityResult, which: str = "post", bins: int = 20):
+    """Histograms with KDEs of area, aspect ratio and orientation, predicted vs reference
+    (the paper's Figs. 8, 10, 12). Returns the Figure."""
+    from nanowire_utils.viz.statistics import plot_distributions
+
+    pred_df, ref_df = particle_tables(result, which=which)
+    fig = plot_distributions(pred_df, ref_df, bins=bins, labels=(f"prediction ({which})", "reference"))
+    fig.suptitle(f"{TITLES[result.modality]}: particle statistics", y=1.02)
+    return fig
