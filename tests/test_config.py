@@ -12,9 +12,9 @@ from nanowire_utils.maskrcnn.config import (
     apply_epochs,
     dataset_spec,
     epochs_to_iterations,
-    paper_table1,
     torchvision_mapping,
 )
+from nanowire_utils.paper import table1
 
 
 def test_unknown_key_suggests_closest():
@@ -110,7 +110,7 @@ def test_presets_are_valid_and_name_their_dataset():
         assert cfg.preset in ("smoke", "cpu", "paper")
     assert TrainConfig.from_preset("auto").preset == ("paper" if torch.cuda.is_available() else "cpu")
     paper = TrainConfig.from_preset("paper")
-    row8 = paper_table1()[7]
+    row8 = table1()[7]
     assert paper["SOLVER.BASE_LR"] == row8["LR"]
     assert paper["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"] == row8["ROI head"]
     assert paper["MODEL.RPN.IOU_THRESHOLDS"][1] == row8["IoU thr"]

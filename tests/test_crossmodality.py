@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from nanowire_utils import paper  # noqa: E402
 from nanowire_utils.chapters import crossmodality as cm  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
 from nanowire_utils.real.annotations import load_reference  # noqa: E402
@@ -42,19 +43,19 @@ class OraclePredictor:
         return Instances.from_masks(np.stack(masks), np.asarray(scores, np.float32))
 
 
-def test_paper_rows_transcribe_tables_2_to_4():
+def test_paper_real_image_rows_transcribe_tables_2_to_4():
     for modality in cm.MODALITIES:
-        rows = cm.paper_rows(modality)
+        rows = paper.real_image_rows(modality)
         assert len(rows) == 3
         # the paper lists its best segm-AP model first
         assert rows[0]["segm_AP"] == max(r["segm_AP"] for r in rows)
         for r in rows:
             assert 0 < r["accuracy"] < 100
             assert r["segm_AP50"] >= r["segm_AP75"]
-    assert cm.paper_rows("ptychography")[0]["accuracy"] == 86.6
-    assert math.isnan(cm.paper_rows("stxm")[0]["segm_APl"])  # no large particles in STXM
+    assert paper.real_image_rows("ptychography")[0]["accuracy"] == 86.6
+    assert math.isnan(paper.real_image_rows("stxm")[0]["segm_APl"])  # no large particles in STXM
     with pytest.raises(ValueError, match="modality"):
-        cm.paper_rows("tem")
+        paper.real_image_rows("tem")
 
 
 def _bar(shape, y0, y1, x0, x1):

@@ -26,49 +26,9 @@ import numpy as np
 
 from nanowire_utils._checks import check_choice, check_range
 from nanowire_utils.instances import Instances
-
-MODALITIES = ("ptychography", "stxm", "sem")
-TITLES = {"ptychography": "X-ray ptychography", "stxm": "STXM", "sem": "SEM"}
-
-#: The paper's Tables 2-4 (rows as printed; bbox/segm pairs). The first row of each table is
-#: the model with the best segmentation AP on that image.
-_PAPER_TEXT = {
-    "ptychography": """
-13 86.6 39.145/42.327 64.638/62.519 43.965/39.964 25.248/22.442 52.753/58.03 72.525/85.05
-17 85.5 41.809/41.719 74.603/67.042 43.25/40.438 28.34/19.785 52.772/52.774 62.624/70.099
-14 86.2 38.584/41.662 63.618/62.803 42.159/42.159 25.248/26.931 44.998/50.644 75.05/70.099
-""",
-    "stxm": """
-1 75.6 27.267/21.791 54.404/51.877 23.423/17.587 25.228/20.862 37.744/28.877 NaN/NaN
-3 73.1 30.51/21.36 53.577/52.172 29.092/15.618 24.447/17.329 48.116/32.782 NaN/NaN
-9 75.3 28.293/21.049 51.763/48.671 27.977/17.437 20.581/16.013 49.245/34.714 NaN/NaN
-""",
-    "sem": """
-1 59.6 27.61/12.927 51.8/23.126 22.884/5.206 20.586/7.842 43.495/22.443 38.356/36.634
-5 61.7 27.916/12.688 54.302/37.916 21.149/5.643 22.776/8.337 43.195/21.884 16.311/25.743
-13 33.2 21.561/12.659 47.924/35.553 15.718/5.088 14.011/8.089 44.587/23.695 15.317/12.871
-""",
-}
-PAPER_TABLE_NUMBER = {"ptychography": 2, "stxm": 3, "sem": 4}
-AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def paper_rows(modality: str) -> list[dict]:
-    """The paper's rows for ``modality`` (Table 2, 3 or 4), flat like
-    :func:`nanowire_utils.real.evaluation.evaluate_instances`: ``model`` (the paper's model number
-    in its Table 1), ``accuracy``, ``bbox_AP`` ... ``segm_APl`` in percent (``nan`` where the
-    paper prints NaN)."""
-    check_choice("modality", modality, MODALITIES)
-    rows = []
-    for line in _PAPER_TEXT[modality].strip().splitlines():
-        no, acc, *pairs = line.split()
-        row = {"model": int(no), "accuracy": float(acc)}
-        for key, pair in zip(AP_KEYS, pairs):
-            b, s = pair.split("/")
-            row[f"bbox_{key}"], row[f"segm_{key}"] = float(b), float(s)
-        rows.append(row)
-    return rows
-
+from nanowire_utils.paper import AP_KEYS, MODALITIES, real_image_rows
+from nanowire_utils.paper import MODALITY_TITLES as TITLES
+from nanowire_utils.paper import TABLE_NUMBER as PAPER_TABLE_NUMBER
 
 # --------------------------------------------------------------------------- scale of wires
 
@@ -262,7 +222,7 @@ def paper_table(result: ModalityResult, digits: int = 1):
 
     n = PAPER_TABLE_NUMBER[result.modality]
     rows, index = [], []
-    for p in paper_rows(result.modality):
+    for p in real_image_rows(result.modality):
         rows.append(row(p))
         index.append(f"paper, Table {n}, model {p['model']}")
     rows += [row(result.metrics), row(result.metrics_post)]
@@ -290,7 +250,7 @@ def summary_table(results):
 
     rows = []
     for r in results:
-        best = paper_rows(r.modality)[0]
+        best = real_image_rows(r.modality)[0]
         rows.append(
             {
                 "image": TITLES[r.modality],

@@ -17,7 +17,8 @@ import json
 import math
 from pathlib import Path
 
-MODALITIES = ("ptychography", "stxm", "sem")
+from nanowire_utils.paper import MODALITIES
+
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 

@@ -47,12 +47,12 @@ import numpy as np
 from nanowire_utils._checks import check_choice, check_range
 from nanowire_utils.coco import instances_to_coco_results, write_coco_results, write_json_atomic
 from nanowire_utils.instances import Instances
+from nanowire_utils.paper import MODALITIES
 from nanowire_utils.viz.plotting import overlay
 
 #: File types :func:`read_image` opens.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 #: Modalities known to :func:`nanowire_utils.real.preprocessing.preprocess`.
-MODALITIES = ("ptychography", "stxm", "sem")
 ENGINES = ("torchvision", "detectron2")
 
 DEFAULT_OVERLAP = 64

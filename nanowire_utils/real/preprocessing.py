@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from nanowire_utils._checks import check_choice, check_range
+from nanowire_utils.paper import MODALITIES
 
 #: Modalities :func:`preprocess` knows.
-MODALITIES = ("ptychography", "stxm", "sem")
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
 
