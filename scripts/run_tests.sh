@@ -18,6 +18,14 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREAD
 WORKERS="${PYTEST_WORKERS:-2}"
 if [ "$WORKERS" = "0" ]; then PARALLEL=(); else PARALLEL=(-n "$WORKERS"); fi
 
+# Browser tests (the book's HTML, the Voila app) drive Debian's Chromium headless. Install it when
+# missing and we may (root, apt-get present); otherwise those tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Debian's chromium for the browser tests"
+    apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+        || echo "==> could not install chromium: browser tests will skip"
+fi
+
 echo "==> python $(python -c 'import sys; print(sys.version.split()[0])'), torch $(python -c 'import torch; print(torch.__version__)'), $(nproc) cores"
 echo "==> NANOWIRE_UTILS_SAMPLES=${NANOWIRE_UTILS_SAMPLES:-<unset: tests that need the real images are skipped>}"
 START=$(date +%s)

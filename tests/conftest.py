@@ -29,3 +29,40 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+#: Flags for headless Chromium on machines without a network or a display (Debian's binary,
+#: run as root in CI); without the background-networking flags it keeps dialling out.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path():
+    """Path of a Chromium binary, or None."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium driven by Playwright (Debian's binary; Playwright's own browser
+    download cannot work offline). Skips, saying why, when either is missing."""
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("no chromium on PATH: `apt-get install -y chromium` (scripts/run_tests.sh does it as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
