@@ -6,12 +6,16 @@ whose ``func`` default handles the parsed arguments. Those modules import the
 deep-learning stack only inside their handlers, so ``generate`` stays light.
 
 Errors a user can fix (bad values, missing files) print one line and exit with status 2.
+Output piped into a command that stops reading early (``nanowire-utils generate --show-config |
+head``) ends quietly, without a ``BrokenPipeError`` traceback (the recipe of Python's
+``signal`` documentation, "Note on SIGPIPE").
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = (
@@ -44,6 +48,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+    except BrokenPipeError:
+        # The reader (e.g. `head`) closed the pipe. Point stdout at devnull so that Python's own
+        # flush at exit does not raise again, and exit like a process killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         print(f"nanowire-utils {args.command}: error: {err}", file=sys.stderr)
         return 2
