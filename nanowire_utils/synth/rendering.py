@@ -1,29 +1,33 @@
 """Render a projected nanowire network as a microscopy-like gray image.
 
-The paper's recipe (section 2.2, "optical density compression"): the voxels of each column
-are summed along the beam (z), divided by the thickness of the microstructure, normalised,
-turned into 8-bit gray values 0-255 and blurred with "a standard Gaussian filter (filter
-size of 2)". :func:`render` with the default :class:`RenderParams` does exactly that; every
-feature beyond the paper is off by default and documented on its field.
+What the paper wrote (section 2.2, "optical density compression"): the voxels of each column
+are summed along the beam (z), "divided by the total thickness of the microstructure",
+normalised, turned into 8-bit gray values 0-255 and blurred with "a standard Gaussian filter
+(filter size of 2)". :func:`render` with the default :class:`RenderParams` follows these steps
+with two readings of our own where the text is ambiguous (both alternatives are available);
+every feature beyond the paper is off by default and documented on its field.
 
-Decisions where the paper is ambiguous (both alternatives are available):
-
-* **Blur.** "filter size 2" is read as the Gaussian's standard deviation, ``sigma = 2`` px
-  (:func:`scipy.ndimage.gaussian_filter`, kernel truncated at 4 sigma). The other reading, a
-  kernel 2 px wide (sigma ~ 0.5 px), is ``RenderParams(blur_sigma=0.5)``. Sigma 2 gives the
-  soft edges of the ptychography sample image; 0.5 barely changes a binary edge.
-* **Normalisation.** The paper divides by "the total thickness of the microstructure", which
-  can mean the domain height (200 voxels) or the thickest stack in the image. Dividing by the
-  domain height leaves a single 20-voxel wire at 10 % gray (25 of 255): images are nearly
-  black, unlike the real ptychography image, where single wires are mid-gray to bright on a
-  black background and only overlaps saturate. The default ``normalization="max"`` divides by
-  the image's largest (blurred) summed thickness, so the thickest overlap is white and a
-  single wire is a fraction of it. Measured on 10 "paper" images vs the ptychography
-  sample, gray-value quartiles of the pixels above 40: "max" 62 / 94 / 130, real
-  71 / 109 / 156, "height" 30 / 32 / 34 (and only 0.7 % of pixels above 40 instead of
-  14 %, real 27 %). ``"height"`` is the literal domain-height reading and
-  ``"fixed"`` divides by a constant ``reference_thickness`` (voxels) and clips, which keeps
-  gray values comparable between images.
+* **Blur (an interpretation).** "filter size 2" is read as the Gaussian's standard deviation,
+  ``sigma = 2`` px (:func:`scipy.ndimage.gaussian_filter`, kernel truncated at 4 sigma). The
+  paper does not say which; the other reading, a kernel 2 px wide (sigma ~ 0.5 px), is
+  ``RenderParams(blur_sigma=0.5)``. Sigma 2 gives the soft edges of the ptychography sample
+  image; 0.5 barely changes a binary edge.
+* **Normalisation (the default departs from the literal text).** "The total thickness of the
+  microstructure" can mean the domain height (200 voxels) or the thickest stack in the image.
+  The literal domain-height reading is ``normalization="height"``: it leaves a single 20-voxel
+  wire at 10 % gray (25 of 255), so images are nearly black, unlike the real ptychography
+  image, where single wires are mid-gray to bright on a black background and only overlaps
+  saturate. The default ``normalization="max"`` therefore divides by the image's largest
+  (blurred) summed thickness, so the thickest overlap is white and a single wire is a fraction
+  of it. Measured on 10 "paper" images vs the ptychography sample, gray-value quartiles of the
+  pixels above 40: "max" 62 / 94 / 130, real 71 / 109 / 156, "height" 30 / 32 / 34 (and only
+  0.7 % of pixels above 40 instead of 14 %, real 27 %). ``"fixed"`` divides by a constant
+  ``reference_thickness`` (voxels) and clips, which keeps gray values comparable between
+  images.
+* **Optical density** is proportional to the summed thickness in this linear recipe, so no
+  logarithm is taken. Where one is (Beer-Lambert below), this package uses the natural
+  logarithm, ``OD = -ln(I / I0)``; the decadic absorbance often reported by microscopy
+  software is ``OD10 = -log10(I / I0) = OD / ln(10) ~ 0.434 OD``.
 
 Beyond the paper (for domain randomisation):
 
@@ -61,14 +65,17 @@ class RenderParams:
     Attributes
     ----------
     normalization:
-        ``"max"`` (default): divide by the image's largest blurred signal, so the thickest
-        spot is 1.0; ``"height"``: divide the summed thickness by the domain height (the
-        literal paper reading, dark images); ``"fixed"``: divide by ``reference_thickness``
+        ``"max"`` (default, not the paper's literal text; chosen because it matches the real
+        image's gray levels, see the module docstring): divide by the image's largest blurred
+        signal, so the thickest spot is 1.0; ``"height"``: divide the summed thickness by the
+        domain height (the literal reading of the paper's "total thickness of the
+        microstructure", dark images); ``"fixed"``: divide by ``reference_thickness``
         and clip to 1.
     reference_thickness:
         Thickness in voxels that maps to full scale for ``normalization="fixed"``.
     blur_sigma:
-        Standard deviation of the Gaussian blur in pixels (paper: 2); 0 turns it off.
+        Standard deviation of the Gaussian blur in pixels; 0 turns it off. The default 2 is our
+        reading of the paper's "filter size of 2" (an interpretation; 0.5 is the other).
     contrast_range:
         (low, high): the normalised image is multiplied by a factor drawn uniformly from this
         range per image, then clipped (domain randomisation of the gray level of wires;
@@ -190,8 +197,10 @@ def render(
     projection:
         Per-wire thickness maps (voxels) from the analytic or the voxel path.
     params:
-        Rendering recipe; default: the paper's (summed thickness, max-normalised, Gaussian
-        blur sigma 2 px, no noise).
+        Rendering recipe; default: the paper's steps with this package's readings (summed
+        thickness, normalised by the image's maximum instead of the literal "total thickness",
+        Gaussian blur sigma 2 px as our reading of "filter size 2", no noise; see the module
+        docstring).
     rng:
         Random generator for the random parts (per-wire attenuation, noise, background,
         SEM choice). Draws happen in a fixed order, so a seeded generator gives the same
