@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
 # Build the Jupyter Book with every notebook executed at its CPU default (scale="cpu").
 #
-#   bash scripts/build_book.sh        # HTML in _build/html/index.html
+#   bash scripts/build_book.sh                 # HTML in _build/html/index.html
+#   bash scripts/build_book.sh --force         # re-execute every notebook (ignore the execution cache)
+#   bash scripts/build_book.sh --scale smoke   # notebooks at scale="smoke" (seconds; CI's HTML check)
+#                                              #   -> _build/smoke/_build/html/index.html
+#   bash scripts/build_book.sh --check         # then open every page in headless Chromium
+#                                              #   (scripts/check_book_html.py; screenshots beside the HTML)
 #
 # Creates or reuses ./.venv and installs the project first (see scripts/_venv.sh). Notebooks are
 # executed in the order of _toc.yml; a chapter that trains reuses a model already saved under
-# runs/. The build needs no network. Extra arguments go to `jupyter-book build`.
+# runs/. The build needs no network. Other arguments go to `jupyter-book build`.
+#
+# Execution cache (scale="cpu"): Jupyter Book keeps executed notebooks in _build/.jupyter_cache
+# (`execute_notebooks: cache` in _config.yml), so a rebuild after a prose edit re-executes only
+# the notebooks whose code changed. The cache looks at the notebooks' code only: after a change
+# to the nanowire_utils package, rebuild with --force. Other scales are executed with papermill
+# into a staging copy of the book (scripts/stage_book.py), every time.
+SCALE="${BOOK_SCALE:-cpu}"
+FORCE=0
+CHECK=0
+JB_ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scale) SCALE="$2"; shift 2 ;;
+        --scale=*) SCALE="${1#--scale=}"; shift ;;
+        --force) FORCE=1; shift ;;
+        --check) CHECK=1; shift ;;
+        *) JB_ARGS+=("$1"); shift ;;
+    esac
+done
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 
 # The real sample images: a local copy beside the clone (the project's machines) avoids a download.
@@ -18,13 +42,28 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 unset MPLBACKEND
 echo "==> building the book on $(hostname): $(nproc) cores, $(python -c 'import platform; print(platform.processor() or platform.machine())'), torch $(python -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
 START=$(date +%s)
-jupyter-book build . "$@"
+if [ "$SCALE" = "cpu" ]; then
+    if [ "$FORCE" = "1" ]; then
+        echo "==> --force: emptying the execution cache _build/.jupyter_cache"
+        rm -rf _build/.jupyter_cache
+        JB_ARGS+=(--all)
+    fi
+    jupyter-book build . ${JB_ARGS[@]+"${JB_ARGS[@]}"}
+    HTML=_build/html
+else
+    python scripts/stage_book.py --scale "$SCALE" --stage "_build/$SCALE"
+    jupyter-book build "_build/$SCALE" ${JB_ARGS[@]+"${JB_ARGS[@]}"}
+    HTML="_build/$SCALE/_build/html"
+fi
 # Every chapter draws figures: a chapter page without one means the figures were lost.
-for page in _build/html/notebooks/*.html; do
+for page in "$HTML"/notebooks/*.html; do
     if ! grep -q '_images/' "$page"; then
         echo "ERROR: $page has no figures (is a non-inline matplotlib backend set?)" >&2
         exit 1
     fi
 done
-echo "==> book built in $(( $(date +%s) - START )) s: $ROOT/_build/html/index.html"
-echo "    per-notebook execution times: _build/html/book/execution_status.html"
+echo "==> book built at scale=$SCALE in $(( $(date +%s) - START )) s: $ROOT/$HTML/index.html"
+echo "    per-notebook execution times: $HTML/book/execution_status.html"
+if [ "$CHECK" = "1" ]; then
+    python scripts/check_book_html.py "$HTML" --screenshots "$(dirname "$HTML")/screenshots"
+fi
