@@ -121,8 +121,9 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
     import shutil
 
     from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.engine import read_metrics, train
+    from nanowire_utils.maskrcnn.evaluate import evaluate_split
     from nanowire_utils.maskrcnn.model import load_checkpoint
-    from nanowire_utils.maskrcnn.training import evaluate_split, read_metrics, train
 
     run = out / "run_cpu"
     snaps = run / "snapshots"

@@ -5,7 +5,6 @@ import sys
 import pytest
 
 from nanowire_utils.cli import main
-from nanowire_utils.cli.generate import parse_set
 
 
 def test_generate_writes_dataset(tmp_path, capsys):
@@ -74,7 +73,7 @@ def test_show_config(capsys):
         (["--preset", "fancy"], "unknown preset 'fancy'"),
         (["--set", "nonsense=3"], "unknown generator setting 'nonsense'"),
         (["--set", "render.blur_sigma=-2"], "blur_sigma"),
-        (["--set", "novalue"], "key=value"),
+        (["--set", "novalue"], "KEY=VALUE"),
         (["--splits", "0.9,0.2,0.1"], "splits"),
     ],
 )
@@ -142,16 +141,6 @@ def test_samples_command_lists_paths(capsys):
     assert main(["samples", "stxm"]) == 0
     assert "STXM.png" in capsys.readouterr().out
     assert main(["samples", "xray"]) == 2
-
-
-def test_parse_set_reads_json_values():
-    assert parse_set(["a=3", "b=[1, 2]", "c=true", "d=text", "e=1.5"]) == {
-        "a": 3,
-        "b": [1, 2],
-        "c": True,
-        "d": "text",
-        "e": 1.5,
-    }
 
 
 def test_generate_does_not_import_torch(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nanowire_utils.maskrcnn import detectron2_engine as d2e
+from nanowire_utils.maskrcnn import engine
 from nanowire_utils.maskrcnn.config import TrainConfig
 
 HAS_D2 = d2e.detectron2_available()
@@ -103,15 +104,15 @@ def test_convert_metrics(tmp_path):
 
 @pytest.mark.skipif(HAS_D2, reason="checks the error shown when detectron2 is missing")
 def test_missing_detectron2_names_the_install_command(tmp_path):
-    with pytest.raises(d2e.Detectron2NotInstalled) as exc:
-        d2e.resolve_engine("detectron2")
+    with pytest.raises(engine.EngineUnavailable) as exc:
+        engine.resolve_engine("detectron2")
     msg = str(exc.value)
     assert "pip install --no-build-isolation" in msg and "detectron2.git@" in msg and "setuptools<82" in msg
     assert isinstance(exc.value, ValueError) and isinstance(exc.value, ImportError)  # one-line CLI error
-    assert d2e.resolve_engine("auto") == "torchvision"
-    assert d2e.resolve_engine("torchvision") == "torchvision"
+    assert engine.resolve_engine("auto") == "torchvision"
+    assert engine.resolve_engine("torchvision") == "torchvision"
     with pytest.raises(ValueError, match="ENGINE"):
-        d2e.resolve_engine("mmdet")
+        engine.resolve_engine("mmdet")
     with pytest.raises(d2e.Detectron2NotInstalled):
         d2e.build_detectron2_cfg(TrainConfig.from_preset("smoke"))
 
@@ -119,13 +120,13 @@ def test_missing_detectron2_names_the_install_command(tmp_path):
 @pytest.mark.skipif(HAS_D2, reason="checks the error shown when detectron2 is missing")
 def test_load_predictor_dispatches_on_checkpoint_engine(tmp_path):
     torch = pytest.importorskip("torch")
-    from nanowire_utils.maskrcnn.inference import load_predictor
+    from nanowire_utils.maskrcnn.engine import load_predictor
 
     cfg = TrainConfig.from_preset("smoke")
     torch.save(
         {"model": {}, "iteration": 0, "config": cfg.to_dict(), "engine": "detectron2"}, tmp_path / "model_final.pth"
     )
-    with pytest.raises(d2e.Detectron2NotInstalled, match="no-build-isolation"):
+    with pytest.raises(engine.EngineUnavailable, match="trained with the detectron2 engine.*no-build-isolation"):
         load_predictor(tmp_path, device="cpu")
 
 
@@ -180,8 +181,7 @@ def test_build_cfg_and_mapper(tiny_data):
 def test_train_predict_round_trip(tiny_data, tmp_path):
     import torch
 
-    from nanowire_utils.maskrcnn.inference import load_predictor
-    from nanowire_utils.maskrcnn.training import read_metrics
+    from nanowire_utils.maskrcnn.engine import load_predictor, read_metrics
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = _tiny_cfg(DEVICE=device)

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from nanowire_utils import coco  # noqa: E402
 from nanowire_utils.instances import Instances  # noqa: E402
+from nanowire_utils.maskrcnn import engine  # noqa: E402
 from nanowire_utils.maskrcnn import inference as inf  # noqa: E402
 from nanowire_utils.viz import plotting  # noqa: E402
 
@@ -46,7 +47,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def predictor(run_dir):
     # Random weights score low: threshold 0 so that predictions are not empty.
-    return inf.load_predictor(run_dir, device="cpu", score_thresh=0.0)
+    return engine.load_predictor(run_dir, device="cpu", score_thresh=0.0)
 
 
 def _image(h=128, w=128, seed=1):
@@ -282,10 +283,10 @@ def test_predict_folder_writes_outputs(predictor, tmp_path):
 
 def test_errors(predictor, run_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="train"):
-        inf.load_predictor(tmp_path / "no_such_run")
+        engine.load_predictor(tmp_path / "no_such_run")
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(FileNotFoundError, match="train"):
-        inf.load_predictor(tmp_path / "empty_run")
+        engine.load_predictor(tmp_path / "empty_run")
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     with pytest.raises(ValueError, match="broken.png"):
@@ -301,8 +302,8 @@ def test_errors(predictor, run_dir, tmp_path):
     with pytest.raises(ValueError, match="tile"):
         predictor.predict(_image(), tile=8)
     with pytest.raises(ValueError, match="engine"):
-        inf.load_predictor(run_dir, engine="detectron2")
+        engine.load_predictor(run_dir, engine="detectron2")
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt"):
-        inf.load_predictor(corrupt)
+        engine.load_predictor(corrupt)

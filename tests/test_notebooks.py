@@ -2,7 +2,9 @@
 
 Every notebook in ``notebooks/`` is run with papermill in a fresh kernel that uses this test
 process's Python (so the installed ``nanowire_utils`` is the one under test), from the notebook
-folder so that its relative paths (``../outputs``, ``../data``) resolve as they do for a reader.
+folder. Every path parameter (a string parameter named ``*_root`` or ``*_dir``) points into the
+test's own temporary folder, so no test reuses a model or dataset left in the repository by an
+earlier run, and no two tests (under ``pytest -n``) write the same folder.
 """
 
 from __future__ import annotations
@@ -28,6 +30,23 @@ def _ids(paths):
 
 def _first_code_cell(nb):
     return next((c for c in nb.cells if c.cell_type == "code"), None)
+
+
+def path_parameters(nb, root: Path) -> dict:
+    """``{name: a fresh folder under root}`` for each ``*_root`` / ``*_dir`` string parameter."""
+    import ast
+
+    out = {}
+    for node in ast.parse(_first_code_cell(nb).source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if (
+                name.endswith(("_root", "_dir"))
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                out[name] = str(root / name)
+    return out
 
 
 def test_notebooks_exist():
@@ -83,11 +102,12 @@ def test_notebook_runs_at_smoke_scale(path, tmp_path, venv_kernel, monkeypatch):
     papermill = pytest.importorskip("papermill")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / path.name
+    paths = path_parameters(nbformat.read(path, as_version=4), tmp_path)
     try:
         papermill.execute_notebook(
             str(path),
             str(out),
-            parameters={"scale": "smoke"},
+            parameters={"scale": "smoke", **paths},
             kernel_name=venv_kernel,
             cwd=str(NOTEBOOK_DIR),
             progress_bar=False,
@@ -101,3 +121,15 @@ def test_notebook_runs_at_smoke_scale(path, tmp_path, venv_kernel, monkeypatch):
             f"(executed notebook: {out})",
             pytrace=False,
         )
+    for name, folder in paths.items():
+        assert str(Path(folder).resolve()).startswith(str(tmp_path.resolve())), name
+
+
+def test_path_parameters_are_redirected(tmp_path):
+    """Every notebook that keeps data, runs or outputs has its folders redirected in tests."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        src = _first_code_cell(nb).source
+        found = path_parameters(nb, tmp_path)
+        for name in re.findall(r"^(\w+(?:_root|_dir))\s*=\s*[\"']", src, flags=re.M):
+            assert name in found and found[name].startswith(str(tmp_path)), (path.name, name)

@@ -71,7 +71,7 @@ def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
     assert "reusing" in caplog.text and "training" not in caplog.text
     assert final.stat().st_mtime_ns == stamp
 
-    from nanowire_utils.maskrcnn.inference import load_predictor
+    from nanowire_utils.maskrcnn.engine import load_predictor
 
     predictor = load_predictor(run, device="cpu")
     assert predictor.train_size == dataset_spec("smoke")["image_size"]

@@ -11,15 +11,10 @@ import pytest
 import torch
 
 from nanowire_utils.maskrcnn.config import TrainConfig
+from nanowire_utils.maskrcnn.engine import read_checkpoint, read_metrics, train
+from nanowire_utils.maskrcnn.evaluate import evaluate_split, table1_row
 from nanowire_utils.maskrcnn.loading import augment, load_split, make_toy_dataset, read_image, record_instances
-from nanowire_utils.maskrcnn.model import read_checkpoint
-from nanowire_utils.maskrcnn.training import (
-    WarmupStepSchedule,
-    evaluate_split,
-    read_metrics,
-    table1_row,
-    train,
-)
+from nanowire_utils.maskrcnn.trainer import WarmupStepSchedule
 from nanowire_utils.viz.training import plot_training_curves
 
 SIZE = 96

@@ -144,7 +144,7 @@ def run_modality(
     Parameters
     ----------
     predictor:
-        From :func:`nanowire_utils.maskrcnn.inference.load_predictor`. Its ``score_thresh`` decides
+        From :func:`nanowire_utils.maskrcnn.engine.load_predictor`. Its ``score_thresh`` decides
         which predictions enter the "before post-processing" numbers (COCO AP wants a low
         one, e.g. 0.05).
     modality:

@@ -118,7 +118,7 @@ def ensure_model(
 ) -> Path:
     """The trained model of preset ``scale``: reused when ``model_final.pth`` exists, else trained.
 
-    Training uses :func:`ensure_dataset` for the data and ``nanowire_utils.maskrcnn.training.train``
+    Training uses :func:`ensure_dataset` for the data and ``nanowire_utils.maskrcnn.engine.train``
     into :func:`run_dir`; an interrupted run there is resumed. Logs (``logging``, INFO)
     whether the model was reused or trained.
 
@@ -141,7 +141,7 @@ def ensure_model(
     -------
     Path
         The run folder (holding ``model_final.pth``), ready for
-        ``nanowire_utils.maskrcnn.inference.load_predictor``.
+        ``nanowire_utils.maskrcnn.engine.load_predictor``.
     """
     from nanowire_utils.maskrcnn.config import TrainConfig, resolve_preset_name
 
@@ -158,7 +158,7 @@ def ensure_model(
         cfg.set("SOLVER.MAX_MINUTES", float(max_minutes))
     cfg.validate()
     data = ensure_dataset(preset, data_root, seed=seed, progress=progress)
-    from nanowire_utils.maskrcnn.training import train
+    from nanowire_utils.maskrcnn.engine import train
 
     log.info("no %s: training the %r preset into %s", final, preset, out)
     result = train(cfg, data, out, resume=True, progress=progress)
@@ -176,7 +176,7 @@ def checkpoint_info(checkpoint) -> dict:
     """What produced a model: ``preset``, ``engine``, ``arch``, ``iterations``, ``minutes`` of
     training, ``weights`` (initial weights' source) and ``path``, read from the checkpoint
     (a ``.pth`` file or a run folder)."""
-    from nanowire_utils.maskrcnn.model import read_checkpoint, resolve_checkpoint_path
+    from nanowire_utils.maskrcnn.engine import read_checkpoint, resolve_checkpoint_path
 
     path = resolve_checkpoint_path(checkpoint)
     ckpt = read_checkpoint(path)

@@ -6,7 +6,6 @@ Neither command imports torch.
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 
 
@@ -28,22 +27,6 @@ def _nonneg_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
-
-
-def parse_set(items) -> dict:
-    """``["key=value", ...]`` to a dict; values are parsed as JSON when possible
-    (``3``, ``1.5``, ``true``, ``[5, 20]``, ``null``), else kept as strings."""
-    out = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set needs key=value, got {item!r}")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        out[key.strip()] = value
-    return out
 
 
 def register(subparsers) -> None:
@@ -122,10 +105,11 @@ def register(subparsers) -> None:
 
 
 def run_generate(args) -> int:
+    from nanowire_utils.overrides import parse_assignments
     from nanowire_utils.synth.dataset import write_dataset
     from nanowire_utils.synth.generator_presets import get_preset
 
-    config = get_preset(args.preset, **parse_set(args.overrides))
+    config = get_preset(args.preset, **parse_assignments(args.overrides))
     if args.show_config:
         print(config.to_json())
         return 0

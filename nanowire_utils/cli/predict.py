@@ -111,7 +111,8 @@ def _expand_images(items) -> list[Path]:
 
 def run_predict(args) -> int:
     """Handler of ``nanowire-utils predict``."""
-    from nanowire_utils.maskrcnn.inference import load_predictor, predict_folder
+    from nanowire_utils.maskrcnn.engine import load_predictor
+    from nanowire_utils.maskrcnn.inference import predict_folder
 
     paths = _expand_images(args.images)
     predictor = load_predictor(args.run_dir, device=args.device, score_thresh=args.score_thresh)
@@ -140,7 +141,7 @@ def format_metrics(metrics: dict) -> str:
 
 def _table1_line(run_dir, metrics) -> str | None:
     try:
-        from nanowire_utils.maskrcnn.training import table1_row
+        from nanowire_utils.maskrcnn.evaluate import table1_row
     except ImportError:
         return None
     try:
@@ -165,11 +166,11 @@ def _fmt(v) -> str:
 def evaluate_run(run_dir, data_dir, split="test", device="auto", score_thresh=None, progress=True) -> dict:
     """COCO metrics ``{"bbox": {...}, "segm": {...}}`` (percent) of a run on a data split.
 
-    Uses :func:`nanowire_utils.maskrcnn.training.evaluate_split` when available; otherwise predicts
+    Uses :func:`nanowire_utils.maskrcnn.evaluate.evaluate_split` when available; otherwise predicts
     every image of ``data_dir/images/<split>`` and scores it with
     :func:`nanowire_utils.real.evaluation.coco_metrics`.
     """
-    from nanowire_utils.maskrcnn.inference import load_predictor
+    from nanowire_utils.maskrcnn.engine import load_predictor
 
     data_dir = Path(data_dir)
     ann = data_dir / "annotations" / f"instances_{split}.json"
@@ -179,7 +180,7 @@ def evaluate_run(run_dir, data_dir, split="test", device="auto", score_thresh=No
         )
     predictor = load_predictor(run_dir, device=device, score_thresh=score_thresh)
     try:
-        from nanowire_utils.maskrcnn.training import evaluate_split
+        from nanowire_utils.maskrcnn.evaluate import evaluate_split
     except ImportError:
         evaluate_split = None
     if evaluate_split is not None:

@@ -105,7 +105,7 @@ def run_train(args) -> int:
     if args.show_config:
         print(cfg.to_json())
         return 0
-    from nanowire_utils.maskrcnn.training import train
+    from nanowire_utils.maskrcnn.engine import train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = train(cfg, args.data, args.out, resume=not args.no_resume, progress=not args.no_progress)

@@ -43,7 +43,6 @@ Example
 
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
 import json
@@ -55,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from nanowire_utils._checks import check_choice, check_range
+from nanowire_utils.overrides import parse_assignment, parse_value
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,8 @@ KEYS: tuple[Key, ...] = (
     Key("SOLVER.CHECKPOINT_PERIOD", 5000, _INT_POS, "checkpoint every N iterations", "Iterations between checkpoints (a final one is always written)."),
     Key("SOLVER.CLIP_GRADIENTS.ENABLED", False, _bool, "torch.nn.utils.clip_grad_norm_", "Clip gradients (helps from-scratch training at a high LR)."),
     Key("SOLVER.CLIP_GRADIENTS.CLIP_VALUE", 10.0, _P, "max_norm", "Gradient norm bound."),
-    Key("SOLVER.AMP.ENABLED", True, _bool, "torch.autocast on CUDA only", "Mixed precision; used only on CUDA."),
+    Key("SOLVER.AMP.ENABLED", True, _bool, "torch.autocast(float16) on CUDA only", "Mixed precision (float16) on CUDA; ignored on CPU by both engines."),
+    Key("SOLVER.AMP.CPU_BF16", False, _bool, "torch.autocast('cpu', bfloat16)", "bfloat16 autocast of the forward pass on CPU (fast on CPUs with avx512_bf16 or AMX).", True),
     Key("SOLVER.WEIGHT_DECAY_NORM", 0.0, _num(0, 1), "weight decay of normalisation parameters (separate SGD param group)", "L2 weight decay of BN/GN scales and shifts (detectron2 default 0)."),
     Key("SOLVER.BIAS_LR_FACTOR", 1.0, _P, "ignored: one LR for all parameters", "LR factor for biases."),
     Key("SOLVER.REFERENCE_WORLD_SIZE", 0, _INT_NONNEG, "ignored: no automatic LR/batch rescaling", "detectron2's automatic rescaling of LR and batch to the world size."),
@@ -280,14 +281,6 @@ def _suggest(name: str) -> str:
         if close
         else "; see nanowire_utils.maskrcnn.config.torchvision_mapping() for valid keys"
     )
-
-
-def parse_value(text: str):
-    """A CLI value: a Python literal when it parses (``0.01``, ``[0.3, 0.6]``, ``True``), else the string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def _flatten(d: dict, prefix="") -> dict:
@@ -365,15 +358,13 @@ class TrainConfig:
 
     # ---- access
     def set(self, key: str, value=..., *, parse_strings: bool = False) -> TrainConfig:
-        """Set one key. ``set("KEY=VALUE")`` parses VALUE as a Python literal (CLI form).
+        """Set one key. ``set("KEY=VALUE")`` parses VALUE with the package's one override
+        syntax (YAML scalars, :mod:`nanowire_utils.overrides`), as every ``--set`` does.
 
         Returns ``self`` so calls chain.
         """
         if value is ...:
-            if "=" not in key:
-                raise ValueError(f"expected KEY=VALUE, got {key!r} (e.g. SOLVER.BASE_LR=0.01)")
-            key, text = key.split("=", 1)
-            key, value = key.strip(), parse_value(text.strip())
+            key, value = parse_assignment(key)
         elif parse_strings and isinstance(value, str):
             value = parse_value(value)
         name = key.strip()
@@ -401,6 +392,13 @@ class TrainConfig:
 
     def items(self):
         return self._values.items()
+
+    def replace(self, **values) -> TrainConfig:
+        """A checked copy with ``values`` set (dotted keys: ``cfg.replace(**{"SOLVER.MAX_ITER": 10})``)."""
+        new = self.copy()
+        for k, v in values.items():
+            new.set(k, v)
+        return new
 
     def copy(self) -> TrainConfig:
         new = TrainConfig(preset=self.preset)
@@ -536,9 +534,9 @@ def apply_epochs(cfg: TrainConfig, n_train: int) -> tuple[TrainConfig, str | Non
     old_max = cfg["SOLVER.MAX_ITER"]
     iters, text = epochs_to_iterations(cfg["SOLVER.EPOCHS"], n_train, cfg["SOLVER.IMS_PER_BATCH"])
     steps = [max(1, min(iters - 1, round(s * iters / old_max))) for s in cfg["SOLVER.STEPS"]] if iters > 1 else []
-    new._values["SOLVER.MAX_ITER"] = iters
-    new._values["SOLVER.STEPS"] = sorted(set(steps))
-    new._values["SOLVER.WARMUP_ITERS"] = min(cfg["SOLVER.WARMUP_ITERS"], max(0, iters // 2))
+    new.set("SOLVER.MAX_ITER", iters)
+    new.set("SOLVER.STEPS", sorted(set(steps)))
+    new.set("SOLVER.WARMUP_ITERS", min(cfg["SOLVER.WARMUP_ITERS"], max(0, iters // 2)))
     if steps:
         text += (
             f"; LR steps at {new['SOLVER.STEPS']} (same fraction of the schedule as {cfg['SOLVER.STEPS']} of {old_max})"

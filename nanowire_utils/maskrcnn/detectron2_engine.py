@@ -6,12 +6,13 @@ This module trains and runs that model from the project's one configuration voca
 set layout of :mod:`nanowire_utils.synth.dataset`, and writes checkpoints in the same run folder
 layout as the torchvision engine (``config.json``, ``model_final.pth``,
 ``checkpoints/model_<iter>.pth``, ``last_checkpoint``; each checkpoint's ``"engine"`` is
-``"detectron2"``), so :func:`nanowire_utils.maskrcnn.inference.load_predictor` and ``nanowire-utils
-predict`` dispatch to it on their own, and :func:`nanowire_utils.maskrcnn.training.train` calls
-:func:`train` here for ``ENGINE="detectron2"``.
+``"detectron2"``), so :func:`nanowire_utils.maskrcnn.engine.load_predictor` and ``nanowire-utils
+predict`` dispatch to it on their own, and :func:`nanowire_utils.maskrcnn.engine.train` calls
+:func:`train` here for ``ENGINE="detectron2"``. It imports only the engine interface
+(:mod:`nanowire_utils.maskrcnn.engine`), never the torchvision engine.
 
 It is chosen with ``ENGINE="detectron2"``, or by ``ENGINE="auto"`` when ``import detectron2``
-works and a CUDA GPU is present (:func:`resolve_engine`). detectron2 is imported only inside
+works and a CUDA GPU is present (:func:`nanowire_utils.maskrcnn.engine.resolve_engine`). detectron2 is imported only inside
 functions: without it this module still imports, :func:`detectron2_overrides` (the pure
 config mapping) works, and anything needing detectron2 raises :class:`Detectron2NotInstalled`
 with the install command.
@@ -26,7 +27,7 @@ commit *against that torch* (hence ``--no-build-isolation``); upstream main stil
     pip install 'setuptools<82' wheel ninja
     pip install --no-build-isolation \\
         'git+https://github.com/facebookresearch/detectron2.git@a1ce2f9'
-    python -c "import detectron2, nanowire_utils.maskrcnn.detectron2_engine as e; print(e.resolve_engine('auto'))"
+    python -c "import detectron2, nanowire_utils.maskrcnn.detectron2_engine as e; print(e.available())"
 
 ``a1ce2f9`` is a 2025 commit of upstream main (the one Meta's SAM 3D Body pins); its
 compiled ``_C`` extension is optional and R50-FPN Mask R-CNN needs none of it (ROIAlign and
@@ -67,8 +68,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nanowire_utils._checks import check_choice
 from nanowire_utils.instances import Instances
+from nanowire_utils.maskrcnn.engine import EngineUnavailable, Predictor, TrainResult, count_images, train_image_size
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ PROJECT_PREFIXES = ("DATASET.", "INPUT.AUG.")
 _TUPLE_KEYS = ("INPUT.MIN_SIZE_TRAIN", "SOLVER.STEPS", "INPUT.CROP.SIZE")
 
 
-class Detectron2NotInstalled(ImportError, ValueError):
+class Detectron2NotInstalled(EngineUnavailable):
     """detectron2 was asked for but cannot be imported (a ValueError too, so the CLI prints
     one line)."""
 
@@ -116,20 +117,13 @@ def require_detectron2():
     return detectron2
 
 
-def resolve_engine(name: str = "auto") -> str:
-    """``"auto"`` -> ``"detectron2"`` when it imports and CUDA is available, else
-    ``"torchvision"``; ``"detectron2"`` is checked to be importable."""
-    check_choice("ENGINE", name, ("auto", "torchvision", "detectron2"))
-    if name == "torchvision":
-        return name
-    if name == "detectron2":
+def available() -> tuple[bool, str]:
+    """``(True, "")`` when detectron2 imports here, else ``(False, why and how to install)``."""
+    try:
         require_detectron2()
-        return name
-    if not detectron2_available():
-        return "torchvision"
-    import torch
-
-    return "detectron2" if torch.cuda.is_available() else "torchvision"
+    except Detectron2NotInstalled as err:
+        return False, str(err)
+    return True, ""
 
 
 # --------------------------------------------------------------------------------------
@@ -411,12 +405,6 @@ class _BudgetReached(Exception):
         self.iteration = iteration
 
 
-def _count_images(ann_path) -> int:
-    if not Path(ann_path).is_file():
-        return 0
-    return len(json.loads(Path(ann_path).read_text()).get("images", []))
-
-
 #: detectron2 loss names -> the torchvision engine's, so one plot reads both runs.
 _LOSS_NAMES = {
     "total_loss": "loss",
@@ -431,7 +419,7 @@ _LOSS_NAMES = {
 def convert_metrics(d2_metrics_json, out_jsonl, eval_split="val") -> int:
     """Rewrite detectron2's ``metrics.json`` (JSON lines) as the project's ``metrics.jsonl``
     records (``kind`` train/eval, torchvision loss names), so
-    :func:`nanowire_utils.maskrcnn.training.read_metrics` and its plots read detectron2 runs too.
+    :func:`nanowire_utils.maskrcnn.engine.read_metrics` and its plots read detectron2 runs too.
     Returns the number of records written."""
     src = Path(d2_metrics_json)
     if not src.is_file():
@@ -458,7 +446,7 @@ def convert_metrics(d2_metrics_json, out_jsonl, eval_split="val") -> int:
 
 def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, eval_split: str | None = "val"):
     """Train detectron2's Mask R-CNN on ``data_dir`` into the run folder ``out_dir``; the
-    detectron2 counterpart of :func:`nanowire_utils.maskrcnn.training.train` (which calls it for
+    detectron2 counterpart of :func:`nanowire_utils.maskrcnn.torchvision_engine.train` (which calls it for
     ``ENGINE="detectron2"``, or ``"auto"`` on a GPU with detectron2).
 
     Parameters
@@ -473,14 +461,13 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
     eval_split: split evaluated with COCOEvaluator every ``TEST.EVAL_PERIOD`` iterations and
         at the end (None: no evaluation; skipped when the split has no images).
 
-    Returns a :class:`nanowire_utils.maskrcnn.training.TrainResult`.
+    Returns a :class:`nanowire_utils.maskrcnn.engine.TrainResult`.
     """
     require_detectron2()
     import torch
     from detectron2.utils.logger import setup_logger
 
     from nanowire_utils.maskrcnn.config import TrainConfig, apply_epochs
-    from nanowire_utils.maskrcnn.training import TrainResult
 
     t0 = time.perf_counter()
     cfg = (cfg.copy() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)).validate()
@@ -491,11 +478,12 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logger(str(ckpt_dir), name="detectron2")
     train_name = register_split(data_dir, "train")
-    n_train = _count_images(data_dir / "annotations" / "instances_train.json")
+    counts = count_images(data_dir)
+    n_train = counts["train"]
     cfg, note = apply_epochs(cfg, n_train)
     if note:
         log.info(note)
-    if eval_split and _count_images(data_dir / "annotations" / f"instances_{eval_split}.json") == 0:
+    if eval_split and counts.get(eval_split, 0) == 0:
         eval_split = None
     test_name = register_split(data_dir, eval_split) if eval_split else None
     d2cfg = build_detectron2_cfg(cfg, out_dir, train_name, test_name)
@@ -512,8 +500,8 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
         "_data": {
             "data_dir": str(data_dir),
             "n_train": n_train,
-            "n_val": _count_images(data_dir / "annotations" / "instances_val.json"),
-            "n_images": n_train + _count_images(data_dir / "annotations" / "instances_val.json"),
+            "n_val": counts["val"],
+            "n_images": counts["all"],
         },
         "_iterations_done": 0,
     }
@@ -558,50 +546,37 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
 # --------------------------------------------------------------------------------------
 
 
-def _predictor_class():
-    from nanowire_utils.maskrcnn.inference import Predictor
+class Detectron2Predictor(Predictor):
+    """Predictor adapter: detectron2's model on one gray image, returning our Instances.
 
-    class Detectron2Predictor(Predictor):
-        """Predictor adapter: detectron2's model on one gray image, returning our Instances.
+    Images are fed at their own size (no ResizeShortestEdge), like the torchvision engine.
+    detectron2 pastes masks at a fixed 0.5 threshold, so ``mask_thresh`` is not used.
+    """
 
-        Images are fed at their own size (no ResizeShortestEdge), like the torchvision engine.
-        detectron2 pastes masks at a fixed 0.5 threshold, so ``mask_thresh`` is not used.
-        """
+    engine = "detectron2"
 
-        engine = "detectron2"
+    def predict_gray(self, gray: np.ndarray) -> Instances:
+        import torch
 
-        def predict_gray(self, gray: np.ndarray) -> Instances:
-            import torch
-
-            h, w = gray.shape
-            image = torch.as_tensor(gray_to_model_image(gray).transpose(2, 0, 1).copy())
-            with torch.inference_mode():
-                out = self.model([{"image": image.to(self.device), "height": h, "width": w}])[0]
-            inst = out["instances"].to("cpu")
-            keep = inst.scores >= self.score_thresh
-            inst = inst[keep]
-            if len(inst) == 0:
-                return Instances.empty((h, w))
-            return Instances(
-                inst.pred_masks.numpy().astype(bool),
-                inst.pred_boxes.tensor.numpy(),
-                inst.scores.numpy(),
-            )
-
-    return Detectron2Predictor
+        h, w = gray.shape
+        image = torch.as_tensor(gray_to_model_image(gray).transpose(2, 0, 1).copy())
+        with torch.inference_mode():
+            out = self.model([{"image": image.to(self.device), "height": h, "width": w}])[0]
+        inst = out["instances"].to("cpu")
+        inst = inst[inst.scores >= self.score_thresh]
+        if len(inst) == 0:
+            return Instances.empty((h, w))
+        return Instances(inst.pred_masks.numpy().astype(bool), inst.pred_boxes.tensor.numpy(), inst.scores.numpy())
 
 
-def load_detectron2_predictor(checkpoint, device: str = "cpu", score_thresh=None, mask_thresh: float = 0.5):
-    """A :class:`nanowire_utils.maskrcnn.inference.Predictor` for a detectron2 checkpoint (use
-    :func:`nanowire_utils.maskrcnn.inference.load_predictor`, which dispatches here)."""
+def load_predictor(ckpt_path, ckpt: dict, device: str = "cpu", score_thresh=None, mask_thresh: float = 0.5):
+    """A :class:`Detectron2Predictor` for a checkpoint already read (use
+    :func:`nanowire_utils.maskrcnn.engine.load_predictor`, which dispatches here)."""
     require_detectron2()
-    import torch
     from detectron2.modeling import build_model
 
     from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.maskrcnn.inference import train_image_size
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     vocab = TrainConfig.from_dict(ckpt["config"])
     if score_thresh is None:
         score_thresh = vocab["MODEL.ROI_HEADS.SCORE_THRESH_TEST"]
@@ -611,12 +586,12 @@ def load_detectron2_predictor(checkpoint, device: str = "cpu", score_thresh=None
     model = build_model(d2cfg)
     model.load_state_dict(ckpt["model"])
     model.eval()
-    return _predictor_class()(
+    return Detectron2Predictor(
         model,
         vocab,
         device=device,
         score_thresh=score_thresh,
         mask_thresh=mask_thresh,
         train_size=train_image_size(vocab),
-        source=Path(checkpoint),
+        source=Path(ckpt_path),
     )

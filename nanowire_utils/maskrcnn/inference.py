@@ -52,8 +52,6 @@ from nanowire_utils.viz.plotting import overlay
 
 #: File types :func:`read_image` opens.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-#: Modalities known to :func:`nanowire_utils.real.preprocessing.preprocess`.
-ENGINES = ("torchvision", "detectron2")
 
 DEFAULT_OVERLAP = 64
 #: A side longer than this many training sizes triggers tiling when ``tile`` is None.
@@ -302,204 +300,6 @@ def predict_tiled(
 # --------------------------------------------------------------------------------------
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is usable, else ``"cpu"``; other names pass through."""
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but no CUDA GPU is available; use device='cpu'")
-    return str(device)
-
-
-class Predictor:
-    """A trained model ready to segment images; build it with :func:`load_predictor`.
-
-    Subclasses (one per engine) implement :meth:`predict_gray` on one model-ready image.
-
-    Attributes
-    ----------
-    model: the torch module, in eval mode on ``device``.
-    cfg: the training config (a ``TrainConfig`` or a plain dict of it).
-    engine: ``"torchvision"`` or ``"detectron2"``.
-    score_thresh: instances scoring below are dropped.
-    mask_thresh: soft-mask probability above which a pixel belongs to the instance.
-    train_size: side of the training images in pixels (default tile size).
-    """
-
-    engine = "?"
-
-    def __init__(self, model, cfg, device="cpu", score_thresh=0.5, mask_thresh=0.5, train_size=512, source=None):
-        check_range("score_thresh", score_thresh, 0, 1)
-        check_range("mask_thresh", mask_thresh, 0, 1, low_inclusive=False, high_inclusive=False)
-        self.model = model
-        self.cfg = cfg
-        self.device = device
-        self.score_thresh = float(score_thresh)
-        self.mask_thresh = float(mask_thresh)
-        self.train_size = int(train_size)
-        self.source = source
-
-    def __repr__(self):
-        return (
-            f"{type(self).__name__}(engine={self.engine!r}, device={self.device!r}, "
-            f"score_thresh={self.score_thresh}, train_size={self.train_size}, source={str(self.source)!r})"
-        )
-
-    def predict_gray(self, gray: np.ndarray) -> Instances:  # pragma: no cover - abstract
-        """Instances in one float32 (H, W) image in [0, 1], run as one piece."""
-        raise NotImplementedError
-
-    def predict(
-        self, image, modality: str | None = None, tile: int | None = None, overlap: int | None = None
-    ) -> Instances:
-        """Instances (masks at the image's full size) in ``image``.
-
-        Parameters
-        ----------
-        image:
-            Array (uint8 / uint16 / float / bool; gray, RGB, RGBA) or image file path;
-            see :func:`to_gray01`.
-        modality:
-            ``None`` or one of ``"ptychography"``, ``"stxm"``, ``"sem"`` (preprocessing).
-        tile:
-            ``None``: tile automatically when a side exceeds 1.5 x the training size, with
-            tiles of the training size. ``0``: never tile. ``N`` (>= 32): tiles of N px
-            when the image is larger than N.
-        overlap:
-            Overlap of neighbouring tiles in pixels (< tile / 2); None: 64, or a quarter of
-            the tile for tiles under 256 px.
-        """
-        gray = to_gray01(image, modality=modality)
-        h, w = gray.shape
-        if tile is None:
-            tile = self.train_size if max(h, w) > AUTO_TILE_FACTOR * self.train_size else 0
-        else:
-            tile = int(tile)
-            if tile != 0:
-                check_range("tile", tile, 32, None, unit="px")
-        if tile and max(h, w) > tile:
-            if overlap is None:
-                overlap = min(DEFAULT_OVERLAP, tile // 4)
-            return predict_tiled(self.predict_gray, gray, tile, overlap=overlap)
-        return self.predict_gray(gray)
-
-    __call__ = predict
-
-
-class TorchvisionPredictor(Predictor):
-    """Predictor for the torchvision Mask R-CNN of :mod:`nanowire_utils.maskrcnn.model`."""
-
-    engine = "torchvision"
-
-    def predict_gray(self, gray: np.ndarray) -> Instances:
-        import torch
-
-        from nanowire_utils.maskrcnn.model import outputs_to_instances
-
-        h, w = gray.shape
-        x = torch.from_numpy(np.ascontiguousarray(gray, np.float32)).to(self.device)
-        x = x.unsqueeze(0).expand(3, h, w)
-        transform = self.model.transform
-        # Feed the image at its own pixel size: the transform would otherwise resize it to
-        # INPUT.MIN/MAX_SIZE_TEST and change the wire widths (in pixels) the model sees.
-        own = ((min(h, w),), max(h, w))
-        sizes = getattr(transform, "sizes", None)
-        saved = (sizes[False] if sizes is not None else None, transform.min_size, transform.max_size)
-        if sizes is not None:
-            sizes[False] = own
-        transform.min_size, transform.max_size = own
-        try:
-            with torch.inference_mode():
-                out = self.model([x])[0]
-        finally:
-            if sizes is not None:
-                sizes[False] = saved[0]
-            transform.min_size, transform.max_size = saved[1], saved[2]
-        out = {k: v.detach().cpu() for k, v in out.items()}
-        return outputs_to_instances(out, self.score_thresh, self.mask_thresh)
-
-
-def _cfg_get(cfg, key, default=None):
-    """``cfg[key]`` of a TrainConfig or flat dict, ``default`` when absent."""
-    try:
-        value = cfg.get(key, None)
-    except AttributeError:
-        value = None
-    return default if value is None else value
-
-
-def train_image_size(cfg) -> int:
-    """Side in pixels of the images a run was trained on (the default tile size)."""
-    size = _cfg_get(cfg, "DATASET.IMAGE_SIZE") or _cfg_get(cfg, "INPUT.MAX_SIZE_TEST", 512)
-    if isinstance(size, (list, tuple)):
-        size = max(size)
-    return int(size)
-
-
-def load_predictor(
-    run_dir_or_checkpoint,
-    device: str = "auto",
-    score_thresh: float | None = None,
-    engine: str | None = None,
-    mask_thresh: float = 0.5,
-) -> Predictor:
-    """A :class:`Predictor` for a trained run.
-
-    Parameters
-    ----------
-    run_dir_or_checkpoint:
-        A run folder written by ``nanowire-utils train`` (config.json, model_final.pth,
-        checkpoints/) or one ``.pth`` checkpoint file.
-    device:
-        ``"auto"`` (GPU if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-    score_thresh:
-        Keep instances scoring at least this (0-1); None: the run's test threshold
-        (``MODEL.ROI_HEADS.SCORE_THRESH_TEST``), else 0.5.
-    engine:
-        None: the engine the checkpoint was trained with (its ``"engine"`` field).
-        ``"torchvision"`` or ``"detectron2"`` to insist; a mismatch is an error.
-    mask_thresh:
-        Soft-mask probability above which a pixel is in the instance.
-    """
-    from nanowire_utils.maskrcnn.model import read_checkpoint, resolve_checkpoint_path
-
-    ckpt_path = resolve_checkpoint_path(run_dir_or_checkpoint)
-    ckpt = read_checkpoint(ckpt_path)
-    found = str(ckpt.get("engine", "torchvision"))
-    check_choice(f"engine of checkpoint {ckpt_path}", found, ENGINES)
-    if engine is not None:
-        check_choice("engine", engine, ENGINES)
-        if engine != found:
-            raise ValueError(f"{ckpt_path} was trained with engine {found!r}, not {engine!r}")
-    device = resolve_device(device)
-    if found == "detectron2":
-        from nanowire_utils.maskrcnn.detectron2_engine import load_detectron2_predictor
-
-        return load_detectron2_predictor(ckpt_path, device=device, score_thresh=score_thresh, mask_thresh=mask_thresh)
-    from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.maskrcnn.model import build_model, load_state_checked
-
-    if ckpt.get("config") is None:
-        raise ValueError(f"checkpoint {ckpt_path} holds no 'config'; it was not written by nanowire-utils train")
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(cfg)
-    load_state_checked(model, ckpt["model"], cfg, ckpt["config"], source=f"checkpoint {ckpt_path}")
-    model.eval().to(device)
-    if score_thresh is None:
-        score_thresh = _cfg_get(cfg, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.5)
-    return TorchvisionPredictor(
-        model,
-        cfg,
-        device=device,
-        score_thresh=score_thresh,
-        mask_thresh=mask_thresh,
-        train_size=train_image_size(cfg),
-        source=ckpt_path,
-    )
-
-
 # --------------------------------------------------------------------------------------
 # COCO results
 # --------------------------------------------------------------------------------------
@@ -536,7 +336,7 @@ def list_images(folder_or_paths) -> list[Path]:
 
 
 def predict_folder(
-    predictor: Predictor,
+    predictor,
     folder_or_paths,
     out_dir=None,
     progress: bool = True,
@@ -577,9 +377,7 @@ def predict_folder(
     return out
 
 
-def time_inference(
-    predictor: Predictor, shape=(512, 512), repeats: int = 3, tile: int | None = 0, seed: int = 0
-) -> dict:
+def time_inference(predictor, shape=(512, 512), repeats: int = 3, tile: int | None = 0, seed: int = 0) -> dict:
     """Seconds per image of ``predictor`` on random gray images of ``shape`` (rows, cols).
 
     One warm-up call, then the median of ``repeats`` calls. ``tile`` as in

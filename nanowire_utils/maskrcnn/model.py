@@ -23,12 +23,12 @@ readable with ``torch.load(path, weights_only=True)``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from nanowire_utils.instances import Instances
 from nanowire_utils.maskrcnn.config import TrainConfig
+from nanowire_utils.maskrcnn.engine import read_checkpoint, resolve_checkpoint_path
 
 log = logging.getLogger(__name__)
 
@@ -253,56 +253,6 @@ def count_parameters(model) -> dict:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def resolve_checkpoint_path(path_or_run_dir) -> Path:
-    """The checkpoint file a path names: a ``.pth`` file, or a run directory's newest checkpoint.
-
-    For a directory: the file named in ``last_checkpoint``, else ``model_final.pth``, else the
-    newest ``checkpoints/model_*.pth``. Raises FileNotFoundError saying what to do.
-    """
-    p = Path(path_or_run_dir).expanduser()
-    if p.is_dir():
-        marker = p / "last_checkpoint"
-        if marker.exists():
-            name = marker.read_text().strip()
-            if name and (p / name).exists():
-                return p / name
-        if (p / "model_final.pth").exists():
-            return p / "model_final.pth"
-        found = sorted((p / "checkpoints").glob("model_*.pth"))
-        if found:
-            return found[-1]
-        raise FileNotFoundError(
-            f"no checkpoint in {p} (no last_checkpoint, model_final.pth or checkpoints/model_*.pth); "
-            "train first (nanowire-utils train --out DIR) or pass --weights FILE"
-        )
-    if not p.exists():
-        raise FileNotFoundError(
-            f"checkpoint {p} does not exist; train first (nanowire-utils train) or pass --weights FILE"
-        )
-    return p
-
-
-def read_checkpoint(path, map_location="cpu") -> dict:
-    """``torch.load`` of a project checkpoint with clear errors for truncated/corrupt/foreign files."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    p = resolve_checkpoint_path(path)
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-        raise ValueError(
-            f"checkpoint {p} is truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
-            "delete it and resume from an earlier checkpoint, or train again"
-        ) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(
-            f"{p} is not a nanowire_utils checkpoint (expected a dict with 'model' and 'config'); "
-            "for bare torchvision weights use nanowire_utils.maskrcnn.weights"
-        )
-    return ckpt
 
 
 def _describe_mismatch(model, state, cfg, ckpt_cfg) -> str:

@@ -9,7 +9,7 @@ work on the torchvision model of :func:`nanowire_utils.maskrcnn.model.build_mode
 >>> fig = plot_anchors_and_proposals(inner, reference_boxes)
 
 Everything is computed at the image's own pixel size (no resizing), as
-:class:`nanowire_utils.maskrcnn.inference.TorchvisionPredictor` does, and returned in the pixel
+:class:`nanowire_utils.maskrcnn.torchvision_engine.TorchvisionPredictor` does, and returned in the pixel
 coordinates of the image (boxes ``x0, y0, x1, y1``).
 """
 

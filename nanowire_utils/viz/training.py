@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nanowire_utils.maskrcnn.training import LOSS_KEYS, read_metrics
+from nanowire_utils.maskrcnn.engine import read_metrics
+from nanowire_utils.maskrcnn.torchvision_engine import LOSS_KEYS
 
 
 def plot_training_curves(run_dir):

@@ -1,0 +1,127 @@
+"""COCO AP of a trained model on a split of a synthetic dataset, and Table 1 rows.
+
+Engine-agnostic: :func:`evaluate_split` takes a torchvision model, a run folder or checkpoint,
+or any predictor (a callable ``image -> Instances``, such as a
+:class:`nanowire_utils.maskrcnn.engine.Predictor` of either engine).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nanowire_utils.coco import instances_to_coco_results
+from nanowire_utils.maskrcnn.config import TrainConfig, iterations_to_epochs
+from nanowire_utils.maskrcnn.loading import load_split, read_image, to_tensor_image
+from nanowire_utils.maskrcnn.model import outputs_to_instances
+
+
+def _predict_batches(model, images: list[np.ndarray], device, batch_size: int = 2):
+    import torch
+
+    outs = []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            batch = [to_tensor_image(im).to(device) for im in images[i : i + batch_size]]
+            outs.extend({k: v.cpu() for k, v in o.items()} for o in model(batch))
+    return outs
+
+
+def _subset_gt(coco: dict, image_ids) -> dict:
+    ids = set(image_ids)
+    return {
+        "images": [im for im in coco["images"] if im["id"] in ids],
+        "annotations": [a for a in coco["annotations"] if a["image_id"] in ids],
+        "categories": coco.get("categories") or [{"id": 1, "name": "nanowire"}],
+    }
+
+
+def evaluate_split(
+    predictor, data_dir, split: str = "test", max_images: int = 0, progress: bool = True, device=None
+) -> dict:
+    """COCO AP (bbox and segm, percent) of a model on one split of a synthetic dataset.
+
+    Parameters
+    ----------
+    predictor:
+        A torchvision detection model (``nn.Module``), a run directory or checkpoint path
+        (loaded with :func:`~nanowire_utils.maskrcnn.model.load_checkpoint`), or a function
+        ``image (H, W) float in [0, 1] -> Instances`` (e.g. an inference Predictor).
+    data_dir, split:
+        The dataset folder and split (``train``, ``val``, ``test``).
+    max_images:
+        Evaluate the first N images only (0: all).
+
+    Returns
+    -------
+    dict
+        ``{"bbox": {"AP", "AP50", ...}, "segm": {...}, "n_images": n, "split": split,
+        "seconds_per_image": s}``.
+    """
+    from tqdm.auto import tqdm
+
+    from nanowire_utils.real.evaluation import coco_metrics
+
+    coco, records = load_split(data_dir, split)
+    if max_images:
+        records = records[:max_images]
+    if isinstance(predictor, (str, os.PathLike)):
+        from nanowire_utils.maskrcnn.model import load_checkpoint
+
+        predictor, _ = load_checkpoint(predictor)
+    results = []
+    t0 = time.perf_counter()
+    if callable(predictor) and not hasattr(predictor, "state_dict"):
+        for rec in tqdm(records, desc=f"evaluate {split}", disable=not progress, leave=False):
+            inst = predictor(read_image(rec.path))
+            results += instances_to_coco_results(inst, rec.image_id)
+    else:
+        import torch
+
+        model = predictor.module if hasattr(predictor, "module") else predictor
+        dev = device or next(model.parameters()).device
+        was_training = model.training
+        score = float(model.roi_heads.score_thresh)
+        for i in tqdm(range(0, len(records), 2), desc=f"evaluate {split}", disable=not progress, leave=False):
+            chunk = records[i : i + 2]
+            outs = _predict_batches(model, [read_image(r.path) for r in chunk], torch.device(dev))
+            for rec, out in zip(chunk, outs):
+                results += instances_to_coco_results(outputs_to_instances(out, score_thresh=score), rec.image_id)
+        model.train(was_training)
+    dt = (time.perf_counter() - t0) / max(1, len(records))
+    metrics = coco_metrics(_subset_gt(coco, [r.image_id for r in records]), results, ("bbox", "segm"))
+    metrics.update(n_images=len(records), split=split, seconds_per_image=dt)
+    return metrics
+
+
+def table1_row(metrics: dict, cfg, n_images: int | None = None) -> dict:
+    """One row laid out like the paper's Table 1.
+
+    ``cfg`` is a :class:`TrainConfig` or a run directory (its config.json). ``n_images`` is
+    the data set size (default: the training images recorded in config.json, else
+    ``DATASET.N_IMAGES``). Epochs are computed from the iterations actually run when the
+    run directory records them.
+    """
+    extra = {}
+    if isinstance(cfg, (str, os.PathLike)):
+        cfg = TrainConfig.from_json(Path(cfg) / "config.json")
+    extra = getattr(cfg, "extra", {}) or {}
+    data = extra.get("_data", {})
+    n_train = data.get("n_train") or cfg["DATASET.N_IMAGES"]
+    n = n_images or data.get("n_images") or cfg["DATASET.N_IMAGES"]
+    iters = extra.get("_iterations_done") or cfg["SOLVER.MAX_ITER"]
+    epochs = iterations_to_epochs(iters, n_train, cfg["SOLVER.IMS_PER_BATCH"])
+    return {
+        "Epochs": round(epochs, 1),
+        "Dataset size": n,
+        "Learning rate": cfg["SOLVER.BASE_LR"],
+        "ROI head": cfg["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"],
+        "IoU thr": cfg["MODEL.RPN.IOU_THRESHOLDS"][1],
+        "NMS": cfg["MODEL.RPN.NMS_THRESH"],
+        "AP bbox": round(metrics["bbox"]["AP"], 3),
+        "AP segm": round(metrics["segm"]["AP"], 3),
+    }
