@@ -174,3 +174,16 @@ def test_setup_cell_installs_the_package_in_a_fresh_venv(tmp_path):
         [str(py), "-c", _setup_code()], cwd=clone / "notebooks", env=env, capture_output=True, text=True, timeout=120
     )
     assert second.returncode == 0 and second.stdout == ""
+
+
+# --------------------------------------------------------------------------- Binder
+def test_binder_installs_cpu_only_torch_then_the_package():
+    binder = ROOT / "binder"
+    assert (binder / "runtime.txt").read_text().strip() == "python-3.11"
+    post = binder / "postBuild"
+    assert os.access(post, os.X_OK), "binder/postBuild must be executable"
+    lines = [ln for ln in post.read_text().splitlines() if ln.startswith("python -m pip install")]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in lines[0] and "torch" in lines[0]
+    assert '-e ".[book]"' in lines[1], "the package is installed after torch, so the CPU wheels stay"
+    proc = subprocess.run(["bash", "-n", str(post)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
