@@ -13,7 +13,6 @@ torch is imported only inside the handlers.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -164,13 +163,11 @@ def _fmt(v) -> str:
 
 
 def evaluate_run(run_dir, data_dir, split="test", device="auto", score_thresh=None, progress=True) -> dict:
-    """COCO metrics ``{"bbox": {...}, "segm": {...}}`` (percent) of a run on a data split.
-
-    Uses :func:`nanowire_utils.maskrcnn.evaluate.evaluate_split` when available; otherwise predicts
-    every image of ``data_dir/images/<split>`` and scores it with
-    :func:`nanowire_utils.real.evaluation.coco_metrics`.
-    """
+    """COCO metrics ``{"bbox": {...}, "segm": {...}}`` (percent) of a run on a data split, with
+    the run's own engine (:func:`nanowire_utils.maskrcnn.engine.load_predictor`) and
+    :func:`nanowire_utils.maskrcnn.evaluate.evaluate_split`."""
     from nanowire_utils.maskrcnn.engine import load_predictor
+    from nanowire_utils.maskrcnn.evaluate import evaluate_split
 
     data_dir = Path(data_dir)
     ann = data_dir / "annotations" / f"instances_{split}.json"
@@ -179,27 +176,7 @@ def evaluate_run(run_dir, data_dir, split="test", device="auto", score_thresh=No
             f"no annotations {ann}: generate the data set first (nanowire-utils generate --out {data_dir})"
         )
     predictor = load_predictor(run_dir, device=device, score_thresh=score_thresh)
-    try:
-        from nanowire_utils.maskrcnn.evaluate import evaluate_split
-    except ImportError:
-        evaluate_split = None
-    if evaluate_split is not None:
-        return evaluate_split(predictor.predict, data_dir, split, progress=progress)
-    return _evaluate_with_predictor(predictor, data_dir, split, progress=progress)
-
-
-def _evaluate_with_predictor(predictor, data_dir, split, progress=True) -> dict:
-    from tqdm.auto import tqdm
-
-    from nanowire_utils.coco import instances_to_coco_results
-    from nanowire_utils.real.evaluation import coco_metrics
-
-    gt = json.loads((Path(data_dir) / "annotations" / f"instances_{split}.json").read_text())
-    results = []
-    for im in tqdm(gt["images"], desc=f"evaluate {split}", unit="image", disable=not progress):
-        inst = predictor.predict(Path(data_dir) / "images" / split / im["file_name"], tile=0)
-        results.extend(instances_to_coco_results(inst, im["id"]))
-    return coco_metrics(gt, results)
+    return evaluate_split(predictor.predict, data_dir, split, progress=progress)
 
 
 def run_evaluate(args) -> int:

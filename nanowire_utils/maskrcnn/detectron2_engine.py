@@ -17,7 +17,7 @@ functions: without it this module still imports, :func:`detectron2_overrides` (t
 config mapping) works, and anything needing detectron2 raises :class:`Detectron2NotInstalled`
 with the install command.
 
-Install on a GPU hub (Linux, CUDA; detectron2 has no PyPI release, see NOTES.md)
+Install on a GPU hub (Linux, CUDA; detectron2 has no PyPI release)
 ---------------------------------------------------------------------------------
 Install torch first (the CUDA build of your hub), then build detectron2 from a pinned upstream
 commit *against that torch* (hence ``--no-build-isolation``); upstream main still imports

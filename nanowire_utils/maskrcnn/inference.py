@@ -17,7 +17,7 @@ gray (luminance, alpha dropped), all by :func:`nanowire_utils.real.preprocessing
 density), which returns the gray [0, 1] image itself.
 
 Images are never resized: wire widths in pixels must match those of the training images
-(NOTES.md), so rescale an image yourself (e.g. ``skimage.transform.rescale``) if its pixel
+(see :mod:`nanowire_utils.real.scale`), so rescale an image yourself (e.g. ``skimage.transform.rescale``) if its pixel
 size differs.
 
 Tiling

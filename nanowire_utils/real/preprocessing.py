@@ -293,9 +293,10 @@ def preprocess(
        ``is_transmission=True`` only for raw transmission data (dark wires on a bright field).
     2. Resampling: to ``shape`` (rows, cols) if given (e.g. a raw 100 x 100 STXM map to the
        ptychography size 531 x 449, as in the paper), then by the factor ``scale``.
-       The model sees wires at the width in pixels it was trained on; NOTES.md found scale
-       matters most (the ptychography image enlarged 2x lost more than half its accuracy), so
-       choose ``scale`` such that wire widths match the training set's.
+       The model sees wires at the width in pixels it was trained on, and scale matters most
+       (a probe's model lost more than half its accuracy on the ptychography image enlarged
+       2x), so choose ``scale`` such that wire widths match the training set's;
+       :func:`nanowire_utils.real.scale.estimate_input_scale` estimates it from the image.
     3. :func:`normalize_intensity`: percentile stretch. ``low_percentile`` defaults to 1 for
        the X-ray modalities (OD background near 0) and to 50 for ``"sem"``, whose gray
        substrate then becomes black.
