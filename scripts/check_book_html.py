@@ -75,15 +75,21 @@ class Problem:
 
 # --------------------------------------------------------------------------- static checks
 class _LinkParser(HTMLParser):
-    """Collects ``id``/``name`` anchors and ``<a href>`` targets of one HTML file."""
+    """Collects ``id``/``name`` anchors, ``<a href>`` targets and a meta-refresh redirect of one HTML file."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.ids: set[str] = set()
         self.hrefs: list[str] = []
+        self.redirect: str | None = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "meta" and (a.get("http-equiv") or "").lower() == "refresh":
+            m = re.search(r"url\s*=\s*(\S+)", a.get("content") or "", re.I)
+            if m:
+                self.redirect = m.group(1).strip("'\"")
+                self.hrefs.append(self.redirect)
         for key in ("id", "name") if tag == "a" else ("id",):
             if a.get(key):
                 self.ids.add(a[key])
@@ -263,6 +269,8 @@ def check_site(html_dir, screenshots=None, browser=None, pages=None) -> tuple[li
         try:
             for page in pages:
                 rel = page.relative_to(html_dir).as_posix()
+                if _parse(page).redirect is not None:
+                    continue  # a redirect (Jupyter Book's index.html): its target is checked as a link
                 shot = None
                 if screenshots is not None:
                     shot = Path(screenshots) / (rel.replace("/", "__").removesuffix(".html") + ".png")
