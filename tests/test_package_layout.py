@@ -139,3 +139,18 @@ def test_ruff_lint_and_format_are_clean():
     assert lint.returncode == 0, lint.stdout[-3000:]
     fmt = subprocess.run([ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
     assert fmt.returncode == 0, "run `ruff format .`:\n" + fmt.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """The README's Python blocks run as written, in order, in a fresh folder (new layout only)."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) >= 2, "the README lost its Python examples"
+    script = tmp_path / "readme_examples.py"
+    script.write_text("import torch\ntorch.set_num_threads(1)\n" + "\n".join(blocks))
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1].split()[:2] == ["20", "max_iter"], lines  # the smoke preset's 20 iterations
