@@ -10,6 +10,8 @@ from pathlib import Path
 
 _SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "v2o5_sample_images"
 os.environ.setdefault("NANOWIRE_UTILS_SAMPLES", str(_SAMPLES))
+# Tests never download (weights, samples): what they need is local or made in the test.
+os.environ.setdefault("NANOWIRE_UTILS_OFFLINE", "1")
 
 
 import sys  # noqa: E402

@@ -107,7 +107,8 @@ def test_presets_are_valid_and_name_their_dataset():
         cfg = TrainConfig.from_preset(name)
         spec = dataset_spec(name)
         assert spec["n_images"] >= 1 and spec["generator_preset"]
-        assert cfg.preset in ("smoke", "cpu", "paper")
+        assert cfg.preset in PRESET_NAMES and cfg.preset != "auto"
+    # tests run offline (conftest): no COCO weights, so auto trains the scratch preset
     assert TrainConfig.from_preset("auto").preset == ("paper" if torch.cuda.is_available() else "cpu")
     paper = TrainConfig.from_preset("paper")
     row8 = table1()[7]

@@ -37,7 +37,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--preset",
         default="auto",
-        help="scale preset: smoke (seconds, CI), cpu (about 30 min on 2 cores), paper (GPU, the paper's settings), auto (paper with CUDA, else cpu)",
+        help="training preset: smoke (seconds, CI), cpu (about 30 min on 2 cores, from scratch), cpu-finetune "
+        "(COCO weights on a CPU), paper (GPU, the paper's settings), auto (paper with CUDA, else cpu-finetune "
+        "when COCO weights can be had, else cpu)",
     )
     p.add_argument(
         "--config", default=None, help="start from this config.json (e.g. another run's) instead of a preset"

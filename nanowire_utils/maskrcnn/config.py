@@ -320,7 +320,7 @@ class TrainConfig:
         ``from_preset("cpu", {"SOLVER.BASE_LR": 0.01})``; in keyword form ``__`` stands for
         a dot: ``from_preset("cpu", SOLVER__BASE_LR=0.01)``.
         """
-        name = resolve_preset_name(name)
+        name = resolve_preset_name(name, for_training=True)
         cfg = cls(PRESETS[name], preset=name)
         merged = dict(overrides or {})
         merged.update({k.replace("__", "."): v for k, v in kw.items()})
@@ -627,6 +627,42 @@ PRESETS: dict[str, dict] = {
         "DATASET.GENERATOR_PRESET": "paper",
         "DATASET.IMAGE_SIZE": 512,
     },
+    # Fine-tuning torchvision's COCO R50-FPN on 2 CPU cores, for readers whose machine can
+    # download the weights; 'auto' picks it on a CPU when they resolve. Architecture as COCO's
+    # (so every backbone, FPN, RPN and head weight loads; only the class-specific predictors
+    # start fresh), FrozenBN with the stem and res2 frozen as detectron2 fine-tunes, the cpu
+    # preset's 256 px crops. Not measured here: no machine of the project can download weights.
+    "cpu-finetune": {
+        "ENGINE": "torchvision",
+        "MODEL.WEIGHTS": "coco",
+        "MODEL.RESNETS.DEPTH": 50,
+        "MODEL.RESNETS.NORM": "FrozenBN",
+        "MODEL.BACKBONE.FREEZE_AT": 2,
+        "MODEL.FPN.OUT_CHANNELS": 256,
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE": 128,
+        "MODEL.RPN.PRE_NMS_TOPK_TRAIN": 1000,
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN": 500,
+        "MODEL.RPN.PRE_NMS_TOPK_TEST": 500,
+        "MODEL.RPN.POST_NMS_TOPK_TEST": 300,
+        "INPUT.MIN_SIZE_TRAIN": [256],
+        "INPUT.MAX_SIZE_TRAIN": 512,
+        "INPUT.MIN_SIZE_TEST": 512,
+        "INPUT.MAX_SIZE_TEST": 512,
+        "INPUT.CROP.ENABLED": True,
+        "INPUT.CROP.SIZE": [256, 256],
+        "SOLVER.BASE_LR": 0.01,
+        "SOLVER.IMS_PER_BATCH": 2,
+        "SOLVER.MAX_ITER": 1500,
+        "SOLVER.WARMUP_ITERS": 100,
+        "SOLVER.STEPS": [1200],
+        "SOLVER.CHECKPOINT_PERIOD": 250,
+        "SOLVER.CLIP_GRADIENTS.ENABLED": True,
+        "TEST.EVAL_PERIOD": 250,
+        "TEST.MAX_EVAL_IMAGES": 10,
+        "DATASET.N_IMAGES": 1000,
+        "DATASET.GENERATOR_PRESET": "paper",
+        "DATASET.IMAGE_SIZE": 512,
+    },
     # The paper (section 2.3, Table 1 row 8): GPU scale.
     "paper": {
         "ENGINE": "auto",
@@ -656,7 +692,9 @@ PRESETS: dict[str, dict] = {
         "DATASET.IMAGE_SIZE": 512,
     },
 }
-PRESET_NAMES = ("smoke", "cpu", "paper", "auto")
+PRESET_NAMES = ("smoke", "cpu", "cpu-finetune", "paper", "auto")
+#: The book's scales (notebook ``scale`` parameters): data sizes and the training preset.
+SCALES = ("smoke", "cpu", "paper", "auto")
 
 
 def cpu_preset_notes() -> str:
@@ -696,17 +734,36 @@ def cpu_preset_notes() -> str:
     return cpu_preset_notes.__doc__
 
 
-def resolve_preset_name(name: str) -> str:
-    """``auto`` -> ``paper`` with CUDA, else ``cpu``; other names are checked."""
-    check_choice("preset", name, PRESET_NAMES)
-    if name == "auto":
-        try:
-            import torch
+def resolve_preset_name(name: str, for_training: bool = False) -> str:
+    """The preset ``name`` means here; other names are checked.
 
-            return "paper" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
-    return name
+    ``auto`` is ``paper`` with CUDA, else ``cpu``. With ``for_training=True`` (what
+    :meth:`TrainConfig.from_preset` and ``nanowire-utils train --preset auto`` use), ``auto``
+    on a CPU machine is ``cpu-finetune`` when torchvision's COCO weights can be had (a local
+    file, the cache or a download; :func:`nanowire_utils.maskrcnn.weights.coco_weights_location`),
+    else ``cpu`` from scratch; the log says which and why.
+    """
+    check_choice("preset", name, PRESET_NAMES)
+    if name != "auto":
+        return name
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    if cuda:
+        return "paper"
+    if not for_training:
+        return "cpu"
+    from nanowire_utils.maskrcnn.weights import coco_weights_location
+
+    where, why = coco_weights_location()
+    if where is not None:
+        log.info("preset auto -> cpu-finetune: no GPU, COCO weights available (%s: %s)", where, why)
+        return "cpu-finetune"
+    log.info("preset auto -> cpu (from scratch): no GPU and no COCO weights (%s)", why)
+    return "cpu"
 
 
 def dataset_spec(preset: str) -> dict:

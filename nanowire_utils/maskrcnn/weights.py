@@ -30,9 +30,11 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from nanowire_utils.maskrcnn.config import TrainConfig
+if TYPE_CHECKING:
+    from nanowire_utils.maskrcnn.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,29 @@ def probe_network(url: str = COCO_URL, timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def coco_weights_location(allow_download: bool = True) -> tuple[str | None, str]:
+    """Where the COCO weights would come from, without loading or downloading them.
+
+    Returns ``(where, why)``: ``where`` is ``"env"``, ``"cache"`` or ``"download"`` (the
+    network answers and downloads are allowed) when :func:`resolve_weights` would find them,
+    else None with ``why`` saying why not.
+    """
+    env = os.environ.get(ENV_WEIGHTS, "").strip()
+    if env:
+        if Path(env).expanduser().exists():
+            return "env", f"{ENV_WEIGHTS}={env}"
+        return None, f"{ENV_WEIGHTS}={env} does not exist"
+    cached = cache_dir() / COCO_FILENAME
+    if cached.exists():
+        return "cache", str(cached)
+    ok, why = network_allowed()
+    if not ok or not allow_download:
+        return None, (why or "downloads disabled") + f"; no {cached}"
+    if probe_network():
+        return "download", COCO_URL
+    return None, f"network unreachable (2 s probe); no {cached}"
 
 
 def scratch_safe(cfg: TrainConfig) -> TrainConfig:
@@ -165,7 +190,8 @@ def load_initial_weights(model, info: dict) -> dict:
     state = obj["model"] if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) else obj
     own = model.state_dict()
     fit = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
-    skipped = sorted(k for k in state if k not in fit)
+    # BatchNorm's step counter has no counterpart in FrozenBN models and carries no weight
+    skipped = sorted(k for k in state if k not in fit and not k.endswith("num_batches_tracked"))
     if not fit:
         raise ValueError(f"no parameter of {info['path']} fits this model; is it a Mask R-CNN ResNet-FPN state dict?")
     model.load_state_dict(fit, strict=False)
