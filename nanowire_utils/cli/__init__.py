@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "nanowire_utils.cli.train",
     "nanowire_utils.cli.predict",
     "nanowire_utils.cli.app",
+    "nanowire_utils.cli.sweep",
 )
 
 
