@@ -96,6 +96,22 @@ def test_resume_continues_exactly(toy, tmp_path):
         train(_cfg(**{"SOLVER.MAX_ITER": 14, "MODEL.FPN.OUT_CHANNELS": 64}), toy, split, progress=False)
 
 
+@pytest.mark.slow
+def test_same_seed_same_model_and_schedule_in_iterations(toy, tmp_path):
+    """The presets' schedule is in iterations: one seed gives identical weights run after run
+    (and on any machine speed); another seed does not."""
+    assert TrainConfig.from_preset("smoke")["SOLVER.MAX_MINUTES"] == 0
+    for name in ("cpu", "cpu-finetune", "paper"):
+        assert TrainConfig.from_preset(name)["SOLVER.MAX_MINUTES"] == 0, name
+    cfg = _cfg(**{"SOLVER.MAX_ITER": 8, "SOLVER.STEPS": [6]})
+    runs = [train(cfg, toy, tmp_path / f"run{i}", progress=False) for i in range(2)]
+    other = train(cfg.replace(SEED=1), toy, tmp_path / "seed1", progress=False)
+    a, b, c = (read_checkpoint(r.run_dir)["model"] for r in (*runs, other))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
 def test_time_budget_stops_cleanly(toy, tmp_path):
     run = tmp_path / "run"
     result = train(
