@@ -37,8 +37,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-#: Flags for headless Chromium on machines without a network or a display (the same list as
-#: tests/conftest.py's CHROMIUM_ARGS, which the tests use).
+#: Flags for headless Chromium on machines without a network or a display (root in CI, no
+#: sandbox; without the background-networking flags it keeps dialling out). The tests'
+#: ``browser`` fixture (tests/conftest.py) imports this list.
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

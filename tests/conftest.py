@@ -33,18 +33,9 @@ def _one_torch_thread():
     torch.set_num_threads(old)
 
 
-#: Flags for headless Chromium on machines without a network or a display (Debian's binary,
-#: run as root in CI); without the background-networking flags it keeps dialling out.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The flags for headless Chromium live with the book's browser check; the tests use the same.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from check_book_html import CHROMIUM_ARGS  # noqa: E402
 
 
 def chromium_path():

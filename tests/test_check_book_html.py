@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM_ARGS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_book_html.py"
 # a valid 1 x 1 PNG
@@ -58,10 +57,6 @@ def _site(tmp_path: Path, **pages: str) -> Path:
 
 def _kinds(problems):
     return sorted({p.kind for p in problems})
-
-
-def test_chromium_args_match_conftest(checker):
-    assert checker.CHROMIUM_ARGS == CHROMIUM_ARGS
 
 
 def test_clean_site_passes_and_is_screenshotted(checker, browser, tmp_path):
