@@ -148,3 +148,150 @@ def test_resize_instances_agrees_with_skimage_resize():
         ours = cm.resize_instances(inst, shape).masks
         ref = np.stack([resize(m.astype(np.float32), shape, order=1, anti_aliasing=False) >= 0.5 for m in masks])
         assert np.mean(ours != ref) < 0.002
+
+
+# --------------------------------------------------------------------------- scale from the image, scoring rows
+
+
+def test_image_scales_come_from_the_images_alone(caplog):
+    import logging
+
+    from nanowire_utils.real.samples import load_sample
+    from nanowire_utils.real.scale import training_image_width
+
+    table = cm.image_scales("smoke", n_images=4)
+    assert list(table.index) == list(cm.MODALITIES)
+    assert table["wires found"].all()
+    assert np.allclose(table["training width (px)"], training_image_width("smoke", n_images=4))
+    assert ((table["input scale"] >= 0.25) & (table["input scale"] <= 4)).all()
+    assert "diagnostic" not in " ".join(table.columns)
+    # the estimate follows the image: the ptychography image enlarged 2x needs half the scale,
+    # and a blank one falls back to 1 with a warning
+    raw = load_sample("ptychography")
+    big = np.kron(raw, np.ones((2, 2), raw.dtype))
+    blank = np.zeros_like(raw)
+    with caplog.at_level(logging.WARNING, logger="nanowire_utils.real.scale"):
+        t2 = cm.image_scales("smoke", ["ptychography", "stxm"], n_images=4, images={"ptychography": big, "stxm": blank})
+    assert t2.loc["ptychography", "image width (px)"] == pytest.approx(
+        2 * table.loc["ptychography", "image width (px)"], rel=0.15
+    )
+    assert t2.loc["stxm", "input scale"] == 1.0 and not t2.loc["stxm", "wires found"]
+    assert "stxm: no wires were found" in caplog.text and "falling back to input scale 1" in caplog.text
+    diag = cm.image_scales("smoke", ["stxm"], n_images=4, diagnostic=True)
+    assert diag.loc["stxm", "reference width (px), diagnostic"] == pytest.approx(
+        cm.median_wire_width(load_reference("stxm"))
+    )
+
+
+def test_resolve_input_scales():
+    import pandas as pd
+
+    table = pd.DataFrame({"input scale": {"ptychography": 0.9, "stxm": 1.7, "sem": 1.4}})
+    assert cm.resolve_input_scales("auto", table) == {"ptychography": 0.9, "stxm": 1.7, "sem": 1.4}
+    assert cm.resolve_input_scales(2, table)["sem"] == 2.0
+    assert cm.resolve_input_scales({"stxm": 1.5}, table) == {"ptychography": 0.9, "stxm": 1.5, "sem": 1.4}
+    with pytest.raises(ValueError, match="image_scales"):
+        cm.resolve_input_scales("auto")
+    with pytest.raises(ValueError, match="input_scale"):
+        cm.resolve_input_scales({"stxm": 0}, table)
+
+
+def test_as_is_row_feeds_the_image_unstretched_and_tables_show_both_rows():
+    from nanowire_utils.real.samples import load_sample
+
+    ref = load_reference("ptychography")
+    oracle = OraclePredictor(ref)
+    as_is = cm.run_modality(oracle, "ptychography", as_is=True, label="as is")
+    est = cm.run_modality(oracle, "ptychography", input_scale=0.8, label="estimated scale")
+    raw = load_sample("ptychography")
+    np.testing.assert_allclose(as_is.model_input, raw.astype(np.float32) / 255, atol=1e-6)  # no stretch
+    assert est.model_input.max() == pytest.approx(1.0)  # stretched
+    assert as_is.as_is and not est.as_is and as_is.input_scale == 1.0
+
+    table = cm.paper_table(as_is, est)
+    assert table.index[-4:].tolist() == [
+        "ours, as is, raw",
+        "ours, as is, post-processed",
+        "ours, estimated scale, raw",
+        "ours, estimated scale, post-processed",
+    ]
+    with pytest.raises(ValueError, match="one image"):
+        cm.paper_table(as_is, cm.run_modality(OraclePredictor(load_reference("stxm")), "stxm"))
+    summary = cm.summary_table([as_is, est])
+    assert summary.index.tolist() == [("X-ray ptychography", "as is"), ("X-ray ptychography", "estimated scale")]
+    assert summary.loc[("X-ray ptychography", "estimated scale"), "input scale"] == "0.8"
+
+
+def test_run_settings_with_tta_and_effect_text():
+    from nanowire_utils.maskrcnn.tta import TTAPredictor
+
+    oracle = OraclePredictor(load_reference("ptychography"), spurious=False)
+    scales = {"ptychography": 1.5, "stxm": 0.5}
+    settings = {
+        "as is": {"as_is": True},
+        "scaled": {"input_scale": scales},
+        # one view: the same answer as without TTA
+        "scaled + TTA 1 view": {"input_scale": scales, "predictor": TTAPredictor(oracle, flips=("none",))},
+        # the oracle ignores the image, so flipped views put the wires elsewhere: voted out
+        "scaled + TTA": {"input_scale": scales, "predictor": TTAPredictor(oracle)},
+    }
+    res = cm.run_settings(oracle, settings, ["ptychography"], progress=False, min_score=None)
+    assert list(res) == [("ptychography", k) for k in settings]
+    assert res[("ptychography", "scaled")].input_scale == 1.5
+    table = cm.settings_table(res)
+    assert table.loc[("X-ray ptychography", "scaled"), "input scale"] == 1.5
+    a = table.loc[("X-ray ptychography", "scaled")]
+    b = table.loc[("X-ray ptychography", "scaled + TTA 1 view")]
+    c = table.loc[("X-ray ptychography", "scaled + TTA")]
+    assert a["accuracy post"] == pytest.approx(b["accuracy post"]) and a["instances post"] == b["instances post"]
+    assert c["instances post"] < a["instances post"]
+    text = cm.effect_text(table, "as is", "scaled")
+    assert text.startswith("X-ray ptychography, 'as is' -> 'scaled': segm AP post")
+    with pytest.raises(ValueError, match="not in the table"):
+        cm.effect_text(table, "as is", "nope")
+
+
+@pytest.fixture(scope="module")
+def smoke_predictor(tmp_path_factory):
+    pytest.importorskip("torch")
+    from nanowire_utils.chapters import pipeline
+    from nanowire_utils.maskrcnn.engine import load_predictor
+
+    root = tmp_path_factory.mktemp("cm")
+    run = pipeline.ensure_model("smoke", root / "runs", root / "data", progress=False)
+    return load_predictor(run, device="cpu", score_thresh=0.05)
+
+
+def test_three_images_with_a_smoke_model_as_is_estimated_scale_and_tta(smoke_predictor):
+    """Chapter 6's comparison at smoke scale: every image fed as is (the paper's way), at its
+    image-estimated scale, and at that scale with TTA. A smoke model's scores mean nothing;
+    this checks that each setting feeds the network what it says."""
+    from nanowire_utils.maskrcnn.tta import TTAPredictor
+    from nanowire_utils.real.samples import load_sample
+
+    scales_table = cm.image_scales("smoke", n_images=4)
+    scales = cm.resolve_input_scales("auto", scales_table)
+    settings = {
+        "as is": {"as_is": True},
+        "estimated scale": {"input_scale": scales},
+        "estimated scale + TTA": {
+            "input_scale": scales,
+            "predictor": TTAPredictor(smoke_predictor, flips=("none", "hv")),
+        },
+    }
+    res = cm.run_settings(smoke_predictor, settings, tile=0, progress=False)
+    assert len(res) == 9
+    for mod in cm.MODALITIES:
+        raw = load_sample(mod)
+        as_is, est = res[(mod, "as is")], res[(mod, "estimated scale")]
+        assert as_is.model_input.shape == raw.shape[:2] and as_is.input_scale == 1.0
+        assert as_is.model_input.max() <= raw.max() / 255 + 1e-6  # no contrast stretch
+        h, w = raw.shape[:2]
+        assert est.model_input.shape == (round(h * scales[mod]), round(w * scales[mod]))
+        for r in (as_is, est, res[(mod, "estimated scale + TTA")]):
+            assert r.pred.image_shape == (h, w)
+            assert 0 <= r.metrics["accuracy"] <= 100 and 0 <= r.metrics_post["segm_AP"] <= 100
+    table = cm.settings_table(res)
+    assert table.shape[0] == 9 and set(table.index.get_level_values("setting")) == set(settings)
+    summary = cm.summary_table(res)
+    assert summary.index.nlevels == 2

@@ -6,8 +6,10 @@ Typical use::
 
     from nanowire_utils.chapters import crossmodality as cm
     from nanowire_utils.viz import crossmodality as cmviz
-    result = cm.run_modality(predictor, "ptychography", input_scale=1.0)
-    cm.paper_table(result)          # our rows beside the paper's best rows (Table 2 layout)
+    scales = cm.image_scales("paper")   # input scale of each image, from the image alone
+    result = cm.run_modality(predictor, "ptychography", input_scale=scales.loc["ptychography", "input scale"])
+    as_is = cm.run_modality(predictor, "ptychography", as_is=True, label="as is")  # the paper's way
+    cm.paper_table(result, as_is)   # our rows beside the paper's best rows (Table 2 layout)
     cm.counts_table(result)         # precision / recall, matched / missed / spurious
     cmviz.plot_predictions(result)      # overlays and TP/FN/FP maps, before and after post-processing
     cmviz.plot_statistics(result)       # area, aspect ratio, orientation vs the reference (Fig. 8)
@@ -62,13 +64,109 @@ def training_wire_width(generator_preset: str = "paper", n_images: int = 8, seed
 
 def auto_input_scale(train_width: float, instances, low: float = 0.25, high: float = 4.0) -> float:
     """Factor that brings the median wire width of ``instances`` (e.g. a few wires measured by
-    hand, or a reference annotation) to ``train_width`` pixels: ``train_width / median width``,
-    rounded to 0.05 and clipped to [``low``, ``high``]."""
+    hand) to ``train_width`` pixels: ``train_width / median width``, rounded to 0.05 and
+    clipped to [``low``, ``high``].
+
+    Diagnostic only when ``instances`` is the reference an image is scored against: a scale
+    read from the labels it is judged by is not independent of them. The chapter's scale comes
+    from the image alone (:func:`image_scales`, :mod:`nanowire_utils.real.scale`)."""
     check_range("train_width", train_width, 0, None, low_inclusive=False, unit="px")
     width = median_wire_width(instances)
     if not width > 0:
         raise ValueError("no instance with a measurable width; give the input scale by hand")
     return float(np.clip(round(train_width / width / 0.05) * 0.05, low, high))
+
+
+def image_scales(
+    generator_preset="paper",
+    modalities=MODALITIES,
+    *,
+    seed: int = 0,
+    n_images: int = 8,
+    diagnostic: bool = False,
+    images: dict | None = None,
+):
+    """The input scale of each real image, estimated from the image alone.
+
+    Each sample is preprocessed at scale 1 (``preprocessing.preprocess``, what the network is
+    given) and its median wire width measured with
+    :func:`nanowire_utils.real.scale.estimate_wire_width`; the training width is the same
+    estimator on ``n_images`` fresh images of the generator preset the model was trained on
+    (:func:`nanowire_utils.real.scale.training_image_width`). No annotation is read. An
+    image without measurable wires falls back to scale 1 (logged as a warning).
+
+    Parameters
+    ----------
+    generator_preset : str, GeneratorConfig or path
+        What the model was trained on: a generator preset name or config, or the dataset folder.
+    modalities : sequence of str
+        Which samples.
+    seed, n_images : int
+        Which and how many training images are measured.
+    diagnostic : bool
+        Add two columns read from the reference annotations (the median width of the
+        reference masks, and the scale that would match it to the training *masks'* median
+        width, :func:`training_wire_width`), to see how the image estimate compares. They are
+        labelled "diagnostic" and nothing uses them.
+    images : dict or None
+        ``{modality: image}`` instead of the shipped samples.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: modality. Columns ``image width (px)``, ``training width (px)``,
+        ``input scale``, ``wires found``, ``fallback reason`` (and the diagnostic columns).
+    """
+    import pandas as pd
+
+    from nanowire_utils.real.preprocessing import preprocess
+    from nanowire_utils.real.samples import load_sample
+    from nanowire_utils.real.scale import estimate_input_scale, training_image_width
+
+    for mod in modalities:
+        check_choice("modality", mod, MODALITIES)
+    train_width = training_image_width(generator_preset, n_images=n_images, seed=seed)
+    rows = {}
+    for mod in modalities:
+        raw = load_sample(mod) if images is None or mod not in images else np.asarray(images[mod])
+        est = estimate_input_scale(preprocess(raw, mod), train_width, name=mod)
+        rows[mod] = {
+            "image width (px)": est.width_px,
+            "training width (px)": est.train_width_px,
+            "input scale": est.scale,
+            "wires found": not est.fallback,
+            "fallback reason": est.reason,
+        }
+    df = pd.DataFrame(rows).T
+    if diagnostic:
+        from nanowire_utils.real.annotations import load_reference
+
+        mask_width = training_wire_width(generator_preset, n_images=n_images, seed=seed)
+        ref_w = {mod: median_wire_width(load_reference(mod)) for mod in modalities}
+        df["reference width (px), diagnostic"] = pd.Series(ref_w)
+        df["scale from reference, diagnostic"] = pd.Series(
+            {mod: auto_input_scale(mask_width, load_reference(mod)) for mod in modalities}
+        )
+    return df.infer_objects()
+
+
+def resolve_input_scales(input_scale, scales_table=None, modalities=MODALITIES) -> dict:
+    """``{modality: factor}`` from a notebook parameter.
+
+    ``input_scale`` is ``"auto"`` (each image's estimate, the ``input scale`` column of
+    ``scales_table`` from :func:`image_scales`), a number (every image), or a dict
+    ``{modality: "auto" or number}``.
+    """
+    out = {}
+    for mod in modalities:
+        v = input_scale.get(mod, "auto") if isinstance(input_scale, dict) else input_scale
+        if v == "auto":
+            if scales_table is None:
+                raise ValueError(f"input scale of {mod} is 'auto': pass the table of image_scales()")
+            out[mod] = float(scales_table.loc[mod, "input scale"])
+        else:
+            out[mod] = float(check_range(f"input_scale[{mod!r}]", v, 0.1, 8))
+    return out
 
 
 # --------------------------------------------------------------------------- running
@@ -124,6 +222,8 @@ class ModalityResult:
     metrics_post: dict  # evaluate_instances of post
     postprocessing: dict = field(default_factory=dict)
     seconds: float = 0.0
+    label: str = ""  # names the setting in tables (e.g. "as is", "estimated scale")
+    as_is: bool = False  # fed as read (no OD conversion, no contrast stretch)
 
 
 def run_modality(
@@ -138,6 +238,8 @@ def run_modality(
     iou: float = 0.5,
     image=None,
     ref: Instances | None = None,
+    as_is: bool = False,
+    label: str = "",
 ) -> ModalityResult:
     """Preprocess, segment, post-process and score one sample image against its reference.
 
@@ -164,6 +266,12 @@ def run_modality(
         Mask IoU for precision/recall matching.
     image, ref:
         Another image and reference instead of the shipped sample and its annotation.
+    as_is:
+        Feed the image as the paper did: gray values in [0, 1] as read (8-bit / 255), no
+        optical-density conversion and no contrast stretch (``inference.to_gray01``);
+        ``input_scale`` still applies (1 for the paper's way).
+    label:
+        Names this setting in :func:`paper_table` and :func:`summary_table`.
     """
     from nanowire_utils.real.annotations import load_reference
     from nanowire_utils.real.evaluation import evaluate_instances
@@ -178,7 +286,15 @@ def run_modality(
     ref = load_reference(modality) if ref is None else ref
     if raw.shape[:2] != ref.image_shape:
         raise ValueError(f"image {raw.shape[:2]} and reference {ref.image_shape} sizes differ")
-    model_input = preprocess(raw, modality, scale=input_scale)
+    if as_is:
+        from nanowire_utils.maskrcnn.inference import to_gray01
+        from nanowire_utils.real.preprocessing import rescale_by
+
+        model_input = to_gray01(raw)
+        if input_scale != 1.0:
+            model_input = np.clip(rescale_by(model_input, input_scale), 0.0, 1.0)
+    else:
+        model_input = preprocess(raw, modality, scale=input_scale)
     pred = resize_instances(predictor.predict(model_input, tile=tile), raw.shape[:2])
     post_kw = {"min_score": min_score, "nested_fraction": nested_fraction, "min_area": min_area}
     post = postprocess(pred, **post_kw)
@@ -194,7 +310,45 @@ def run_modality(
         metrics_post=evaluate_instances(post, ref, iou),
         postprocessing=post_kw,
         seconds=time.perf_counter() - t0,
+        label=str(label),
+        as_is=bool(as_is),
     )
+
+
+def run_settings(predictor, settings: dict, modalities=MODALITIES, progress: bool = True, **common) -> dict:
+    """:func:`run_modality` for every image under every setting.
+
+    Parameters
+    ----------
+    predictor:
+        As for :func:`run_modality`; a setting may bring its own (key ``"predictor"``, e.g. a
+        :class:`nanowire_utils.maskrcnn.tta.TTAPredictor`).
+    settings:
+        ``{label: keyword arguments of run_modality}``; ``input_scale`` may be a dict
+        ``{modality: factor}``. E.g. ``{"as is": {"as_is": True}, "estimated scale":
+        {"input_scale": scales}}``.
+    modalities:
+        Which images.
+    common:
+        Keyword arguments of :func:`run_modality` shared by all settings (``tile``,
+        post-processing).
+
+    Returns
+    -------
+    dict
+        ``{(modality, label): ModalityResult}``, in the order images x settings.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = [(mod, label) for mod in modalities for label in settings]
+    out = {}
+    for mod, label in tqdm(jobs, desc="images x settings", disable=not progress):
+        kw = {**common, **settings[label]}
+        pred = kw.pop("predictor", predictor)
+        if isinstance(kw.get("input_scale"), dict):
+            kw["input_scale"] = kw["input_scale"][mod]
+        out[(mod, label)] = run_modality(pred, mod, label=label, **kw)
+    return out
 
 
 # --------------------------------------------------------------------------- tables
@@ -204,15 +358,26 @@ def _fmt(v, digits=1):
     return "NaN" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-def paper_table(result: ModalityResult, digits: int = 1):
+def _name(r: ModalityResult) -> str:
+    return f"ours, {r.label}" if r.label else "ours"
+
+
+def paper_table(result: ModalityResult, *more: ModalityResult, digits: int = 1):
     """Our rows (before and after post-processing) beside the paper's rows, in the layout of
     its Tables 2-4: Accuracy, then AP, AP50, AP75, APs, APm, APl as "bbox/segm" (percent).
+
+    Give several results of the same image (e.g. fed as is, as the paper did, and at the
+    image-estimated scale) to get two rows for each, named by their ``label``.
 
     AP size ranges are COCO's (small < 32^2 px, medium 32^2-96^2, large > 96^2 of reference
     mask area); the paper's text names 69^2 as the medium/large bound, but its numbers come
     from the COCO evaluator.
     """
     import pandas as pd
+
+    results = [result, *more]
+    if len({r.modality for r in results}) > 1:
+        raise ValueError(f"paper_table compares one image; got {sorted({r.modality for r in results})}")
 
     def row(m):
         r = {"Accuracy": _fmt(m["accuracy"], digits)}
@@ -225,8 +390,9 @@ def paper_table(result: ModalityResult, digits: int = 1):
     for p in real_image_rows(result.modality):
         rows.append(row(p))
         index.append(f"paper, Table {n}, model {p['model']}")
-    rows += [row(result.metrics), row(result.metrics_post)]
-    index += ["ours, raw", "ours, post-processed"]
+    for r in results:
+        rows += [row(r.metrics), row(r.metrics_post)]
+        index += [f"{_name(r)}, raw", f"{_name(r)}, post-processed"]
     return pd.DataFrame(rows, index=index)
 
 
@@ -244,16 +410,22 @@ def counts_table(result: ModalityResult):
 
 
 def summary_table(results):
-    """One row per modality: foreground accuracy, segm AP and AP50 (ours raw, ours
-    post-processed, the paper's best row), number of instances."""
+    """One row per image (and per setting, when the results have labels): input scale,
+    foreground accuracy, segm AP and AP50 (ours raw, ours post-processed, the paper's best
+    row), number of instances."""
     import pandas as pd
 
+    results = list(results.values()) if isinstance(results, dict) else list(results)
+    labelled = any(r.label for r in results)
     rows = []
     for r in results:
         best = real_image_rows(r.modality)[0]
-        rows.append(
+        row = {"image": TITLES[r.modality]}
+        if labelled:
+            row["setting"] = r.label
+        row.update(
             {
-                "image": TITLES[r.modality],
+                "input scale": f"{r.input_scale:g}",
                 "accuracy ours raw / post": f"{_fmt(r.metrics['accuracy'])} / {_fmt(r.metrics_post['accuracy'])}",
                 "accuracy paper": _fmt(best["accuracy"]),
                 "segm AP ours raw / post": f"{_fmt(r.metrics['segm_AP'])} / {_fmt(r.metrics_post['segm_AP'])}",
@@ -263,7 +435,59 @@ def summary_table(results):
                 "instances pred raw / post / ref": f"{len(r.pred)} / {len(r.post)} / {len(r.ref)}",
             }
         )
-    return pd.DataFrame(rows).set_index("image")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["image", "setting"] if labelled else "image")
+
+
+#: Columns of :func:`settings_table`: (name, which metrics, key).
+SETTING_COLUMNS = (
+    ("accuracy raw", "metrics", "accuracy"),
+    ("accuracy post", "metrics_post", "accuracy"),
+    ("segm AP raw", "metrics", "segm_AP"),
+    ("segm AP post", "metrics_post", "segm_AP"),
+    ("segm AP50 post", "metrics_post", "segm_AP50"),
+    ("bbox AP raw", "metrics", "bbox_AP"),
+    ("precision post", "metrics_post", "precision"),
+    ("recall post", "metrics_post", "recall"),
+)
+
+
+def settings_table(results, digits: int = 1):
+    """Numbers (not strings) of several settings side by side, one row per image and setting:
+    the input scale, foreground accuracy, segm AP, AP50, bbox AP, precision and recall (percent,
+    raw and/or post-processed), instances and seconds. ``results``: the dict of
+    :func:`run_settings` or a list of labelled results."""
+    import pandas as pd
+
+    results = list(results.values()) if isinstance(results, dict) else list(results)
+    rows = []
+    for r in results:
+        row = {"image": TITLES[r.modality], "setting": r.label or "-", "input scale": r.input_scale}
+        for name, which, key in SETTING_COLUMNS:
+            row[name] = getattr(r, which)[key]
+        row["instances post"] = len(r.post)
+        row["seconds"] = r.seconds
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["image", "setting"]).round(digits)
+
+
+def effect_text(table, baseline: str, other: str, metrics=("segm AP post", "accuracy post")) -> str:
+    """One line per image saying how ``metrics`` change from setting ``baseline`` to ``other``
+    in a :func:`settings_table` (e.g. "X-ray ptychography: segm AP post 3.1 -> 5.2 (+2.1); ...").
+    For narrating measured numbers without typing them."""
+    settings = set(table.index.get_level_values("setting"))
+    for s in (baseline, other):
+        if s not in settings:
+            raise ValueError(f"setting {s!r} is not in the table; it has {sorted(settings)}")
+    lines = []
+    for image in dict.fromkeys(table.index.get_level_values("image")):
+        a, b = table.loc[(image, baseline)], table.loc[(image, other)]
+        parts = []
+        for m in metrics:
+            d = b[m] - a[m]
+            parts.append(f"{m} {_fmt(a[m])} -> {_fmt(b[m])} ({'NaN' if math.isnan(d) else f'{d:+.1f}'})")
+        lines.append(f"{image}, {baseline!r} -> {other!r}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- statistics
