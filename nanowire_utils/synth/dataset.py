@@ -58,9 +58,27 @@ CATEGORIES = [{"id": 1, "name": "nanowire", "supercategory": "nanowire"}]
 
 
 def split_sizes(n: int, fractions) -> dict[str, int]:
-    """Number of images per split (train, val, test) for ``n`` images and 3 fractions summing to 1.
+    """Number of images per split (train, val, test) for ``n`` images.
 
     Largest-remainder rounding, so the sizes always add up to ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    fractions : sequence of float or str
+        Three fractions (train, val, test) in [0, 1] summing to 1, or a string
+        ``"0.8,0.1,0.1"``.
+
+    Returns
+    -------
+    dict of str to int
+        ``{"train": ..., "val": ..., "test": ...}`` image counts.
+
+    Raises
+    ------
+    ValueError
+        When ``fractions`` are not three fractions summing to 1.
     """
     fractions = _check_splits(fractions)
     raw = [f * n for f in fractions]
@@ -133,10 +151,28 @@ def _resolve_config(config, image_format, path):
 
 
 def make_sample(config, seed: int, image_id: int):
-    """Generate one image: ``(image float32 [0, 1], annotations list, network)``.
+    """Generate one synthetic image with its annotations.
 
-    ``annotations`` are COCO annotation dicts without ``id`` (assigned when the split JSON is
-    assembled). Deterministic in ``(config, seed, image_id)``.
+    Deterministic in ``(config, seed, image_id)``.
+
+    Parameters
+    ----------
+    config : GeneratorConfig
+        The (validated) generator configuration.
+    seed : int
+        Base seed of the dataset.
+    image_id : int
+        The image's id; the random stream is ``SeedSequence([seed, image_id])``.
+
+    Returns
+    -------
+    image : numpy.ndarray of float32, shape (H, W)
+        The rendered image, values in [0, 1].
+    annotations : list of dict
+        COCO annotation dicts (RLE segmentation, area in pixels, bbox ``[x, y, w, h]``
+        in pixels) without ``id`` (assigned when the split JSON is assembled).
+    network : Network
+        The wire network the image was rendered from.
     """
     from nanowire_utils.synth.geometry import generate_network
     from nanowire_utils.synth.projection import project_network, visible_footprints
@@ -249,7 +285,20 @@ def _parameters(config, seed, n, fractions) -> dict:
 
 
 def flatten_params(d: dict, prefix: str = "") -> dict:
-    """A nested parameter dict as one level with dotted keys ("network.width_mean": 18.0)."""
+    """A nested parameter dict as one level with dotted keys (``"network.width_mean": 18.0``).
+
+    Parameters
+    ----------
+    d : dict
+        Nested dict (e.g. :meth:`GeneratorConfig.to_dict`).
+    prefix : str
+        Prepended to every key (used by the recursion).
+
+    Returns
+    -------
+    dict
+        One level, keys joined with dots.
+    """
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
@@ -360,27 +409,27 @@ def write_dataset(
 
     Parameters
     ----------
-    out_dir:
+    out_dir : str or os.PathLike
         Dataset folder (created; see the module docstring for the layout). An existing folder
         made with the same parameters is resumed (finished images are skipped); one made with
         different parameters raises FileExistsError.
-    n:
+    n : int
         Number of images (>= 1); image ids are 1..n, the first ones train, then val, then test.
-    seed:
+    seed : int
         Base seed; image ``i`` uses ``SeedSequence([seed, i])``.
-    config:
+    config : str or GeneratorConfig or dict
         Preset name ("paper", "rich", "smoke"), a :class:`~nanowire_utils.synth.generator_presets.GeneratorConfig`
         or its dict.
-    splits:
+    splits : sequence of float or str
         Fractions (train, val, test) summing to 1 (or a string "0.8,0.1,0.1").
-    workers:
+    workers : int or None
         Worker processes; None = all available cores, 1 = in this process.
-    image_format:
+    image_format : str or None
         "png" (8-bit) or "tiff16" (16-bit TIFF); None = the config's (default "png").
-    path:
+    path : str or None
         "analytic" (fast projection) or "voxel" (build the 3D label volume and sum it);
         None = the config's (default "analytic").
-    progress:
+    progress : bool
         Show a tqdm progress bar.
 
     Returns
@@ -388,6 +437,13 @@ def write_dataset(
     dict
         ``out_dir``, ``n``, ``split_sizes``, ``annotations`` per split, ``generated`` and
         ``skipped`` image counts, ``seconds`` and ``images_per_s`` (of the generated ones).
+
+    Raises
+    ------
+    ValueError
+        On an invalid argument or configuration.
+    FileExistsError
+        When ``out_dir`` holds a dataset made with different parameters.
     """
     from tqdm.auto import tqdm
 
@@ -452,13 +508,29 @@ def _fail(path, msg):
 
 
 def load_coco(path) -> dict:
-    """Load a COCO instances JSON and check it; returns the dict.
+    """Load a COCO instances JSON and check it.
 
     Checks: valid JSON with ``images``, ``annotations`` and ``categories`` lists; unique image
     and annotation ids; every annotation's ``image_id`` and ``category_id`` exist; RLE
     segmentations (``{"size": [h, w], "counts": str}``) match their image's size and decode
-    (pycocotools), and their area matches ``area``; ``bbox`` has 4 numbers. Raises
-    FileNotFoundError or ValueError naming the file and the first problem.
+    (pycocotools), and their area matches ``area`` (pixels); ``bbox`` has 4 numbers.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The COCO instances JSON file.
+
+    Returns
+    -------
+    dict
+        The parsed COCO dict.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        Naming the file and the first problem found.
     """
     path = Path(path)
     if not path.is_file():
@@ -524,7 +596,22 @@ def load_coco(path) -> dict:
 
 
 class SplitReader(Sequence):
-    """Lazy sequence of ``(image_path, Instances)`` for one split; masks are decoded on access."""
+    """Lazy sequence of ``(image_path, Instances)`` for one split; masks are decoded on access.
+
+    Parameters
+    ----------
+    dataset_dir : str or os.PathLike
+        The dataset folder written by :func:`write_dataset`.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the split's COCO file or a listed image is missing.
+    ValueError
+        When the split's COCO file is invalid (see :func:`load_coco`).
+    """
 
     def __init__(self, dataset_dir, split: str):
         self.dataset_dir = Path(dataset_dir)
@@ -565,17 +652,49 @@ class SplitReader(Sequence):
 
 
 def read_split(dataset_dir, split: str = "train") -> SplitReader:
-    """The images and reference instances of one split: a lazy sequence of ``(image_path, Instances)``.
+    """The images and reference instances of one split of a synthetic dataset.
 
     Validates the split's COCO file (:func:`load_coco`) and that every listed image exists;
     masks are decoded only when an item is accessed, so memory stays small.
+
+    Parameters
+    ----------
+    dataset_dir : str or os.PathLike
+        The dataset folder written by :func:`write_dataset`.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns
+    -------
+    SplitReader
+        A lazy sequence of ``(image_path, Instances)``; boxes are ``(x0, y0, x1, y1)``
+        pixels, scores 1.
+
+    Raises
+    ------
+    ValueError
+        On an unknown split or an invalid COCO file.
+    FileNotFoundError
+        When the COCO file or a listed image is missing.
     """
     check_choice("split", split, SPLITS)
     return SplitReader(dataset_dir, split)
 
 
 def load_image(path) -> np.ndarray:
-    """A dataset image as gray float32 (H, W) in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is."""
+    """Read a dataset image as a gray float image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A PNG/TIFF (or any Pillow-readable) image; colour images are averaged over their
+        colour channels.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+        Values in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is.
+    """
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile

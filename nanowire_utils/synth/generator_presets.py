@@ -66,7 +66,18 @@ class GeneratorConfig:
     name: str = "custom"
 
     def validate(self) -> GeneratorConfig:
-        """Raise ValueError naming the first bad field; return self."""
+        """Check every field (network, render and dataset options).
+
+        Returns
+        -------
+        GeneratorConfig
+            ``self``, so that calls can be chained.
+
+        Raises
+        ------
+        ValueError
+            Naming the first bad field and its valid range or choices.
+        """
         self.network.validate()
         self.render.validate()
         check_range("min_visible_area", self.min_visible_area, 0, None, unit="pixels")
@@ -75,12 +86,36 @@ class GeneratorConfig:
         return self
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (tuples become lists)."""
+        """The configuration as plain data, for JSON files and provenance.
+
+        Returns
+        -------
+        dict
+            Nested, JSON-ready dict (tuples become lists).
+        """
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        """Rebuild a configuration from :meth:`to_dict`'s output (inverse of it).
+
+        Parameters
+        ----------
+        d : dict
+            Fields of this class; ``network`` and ``render`` are dicts of their own
+            fields. Missing fields take their defaults; lists become tuples where the
+            default is a tuple.
+
+        Returns
+        -------
+        GeneratorConfig
+            The configuration (not validated).
+
+        Raises
+        ------
+        ValueError
+            On an unknown key, at any level.
+        """
         d = dict(d)
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
@@ -92,8 +127,25 @@ class GeneratorConfig:
         return cls(**d)
 
     def replace(self, **overrides) -> GeneratorConfig:
-        """A copy with fields changed. Keys: a field of this class, ``network.<field>``,
-        ``render.<field>``, or a bare field name of either that is unambiguous."""
+        """A copy with some fields changed (not validated; call :meth:`validate`).
+
+        Parameters
+        ----------
+        **overrides
+            Keys: a field of this class, ``network.<field>``, ``render.<field>`` (or
+            ``network__<field>``), or a bare field name of either that is unambiguous.
+            Lists become tuples where the current value is a tuple.
+
+        Returns
+        -------
+        GeneratorConfig
+            The changed copy; ``self`` is unchanged.
+
+        Raises
+        ------
+        ValueError
+            On an unknown key, with the closest valid keys as a hint.
+        """
         cfg = dataclasses.replace(self)
         net, ren, top = {}, {}, {}
         net_names = {f.name for f in fields(NetworkParams)}
@@ -137,6 +189,13 @@ class GeneratorConfig:
         return cfg
 
     def to_json(self) -> str:
+        """The configuration as indented JSON text.
+
+        Returns
+        -------
+        str
+            ``json.dumps`` of :meth:`to_dict` (indent 1).
+        """
         return json.dumps(self.to_dict(), indent=1)
 
 
@@ -211,10 +270,25 @@ PRESETS = {"paper": _paper, "rich": _rich, "smoke": _smoke}
 
 
 def get_preset(name: str, **overrides) -> GeneratorConfig:
-    """The named preset ("paper", "rich", "smoke") with optional overrides, validated.
+    """The named generator preset with optional overrides, validated.
 
-    Overrides use the keys of :meth:`GeneratorConfig.replace` (``blur_sigma=1``,
-    ``**{"network.n_wires": (5, 10)}`` or ``network__n_wires=(5, 10)``).
+    Parameters
+    ----------
+    name : str
+        ``"paper"``, ``"rich"`` or ``"smoke"``.
+    **overrides
+        Changes, with the keys of :meth:`GeneratorConfig.replace` (``blur_sigma=1``,
+        ``**{"network.n_wires": (5, 10)}`` or ``network__n_wires=(5, 10)``).
+
+    Returns
+    -------
+    GeneratorConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ValueError
+        On an unknown preset name, an unknown override key or an invalid value.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

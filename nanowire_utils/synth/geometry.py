@@ -173,14 +173,41 @@ class NetworkParams:
     max_attempts: int = 30
 
     def replace(self, **changes) -> NetworkParams:
-        """A copy with some fields changed (and validated)."""
+        """A copy with some fields changed (and validated).
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values (lengths in voxels, angles in degrees).
+
+        Returns
+        -------
+        NetworkParams
+            The new, validated parameters; ``self`` is unchanged.
+
+        Raises
+        ------
+        ValueError
+            When a changed value is out of its valid range.
+        """
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
 
     @classmethod
     def with_all_features(cls, **changes) -> NetworkParams:
-        """Defaults with every beyond-paper feature switched on at moderate settings."""
+        """Defaults with every beyond-paper feature switched on at moderate settings.
+
+        Parameters
+        ----------
+        **changes
+            Field values that override the defaults and the feature settings.
+
+        Returns
+        -------
+        NetworkParams
+            Validated parameters with taper, bending, roughness, bundles and clumps on.
+        """
         base = dict(taper_prob=0.3, bend_prob=0.3, roughness_prob=0.3, bundle_prob=0.15, clump_prob=0.1)
         base.update(changes)
         p = cls(**base)
@@ -196,7 +223,19 @@ class NetworkParams:
         return int(lo), int(hi)
 
     def validate(self) -> NetworkParams:
-        """Raise ValueError naming the first bad parameter and its valid range."""
+        """Check every parameter against its valid range.
+
+        Returns
+        -------
+        NetworkParams
+            ``self``, so that calls can be chained.
+
+        Raises
+        ------
+        ValueError
+            Naming the first bad parameter and its valid range (including a wire count
+            whose mean volume would fill more than half the domain).
+        """
         if len(self.domain) != 3:
             raise ValueError(f"domain must be (W, B, H) voxels, got {self.domain!r}")
         W, B, H = self.domain
@@ -330,7 +369,19 @@ class Wire:
         return math.degrees(self.curvature * self.length)
 
     def section_profile(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Width and thickness (voxels) of the cross-section at arc positions ``s``."""
+        """Width and thickness of the cross-section at arc positions ``s``.
+
+        Parameters
+        ----------
+        s : array_like of float
+            Arc positions along the centreline (voxels, ``-length/2 .. length/2``), any
+            shape.
+
+        Returns
+        -------
+        w, t : numpy.ndarray of float64
+            Width and thickness (voxels), same shape as ``s``.
+        """
         s = np.asarray(s, dtype=np.float64)
         f = 1.0 - self.taper * np.minimum(np.abs(s) * (2.0 / self.length), 1.0)
         w = self.width * f
@@ -340,7 +391,18 @@ class Wire:
         return w, t
 
     def roughness_factor(self, s: np.ndarray) -> np.ndarray:
-        """Thickness multiplier ``max(0.25, 1 + amplitude * g(s))`` at arc positions ``s``."""
+        """Thickness multiplier ``max(0.25, 1 + amplitude * g(s))`` at arc positions ``s``.
+
+        Parameters
+        ----------
+        s : array_like of float
+            Arc positions along the centreline (voxels), any shape.
+
+        Returns
+        -------
+        numpy.ndarray of float64
+            The multiplier, same shape as ``s`` (all ones for a wire without roughness).
+        """
         s = np.asarray(s, dtype=np.float64)
         if self.roughness_amplitude <= 0:
             return np.ones_like(s)
@@ -381,6 +443,7 @@ class Network:
 
     @property
     def n_wires(self) -> int:
+        """Number of wires in the network."""
         return len(self.wires)
 
     @property
@@ -409,7 +472,21 @@ def _frame(wire: Wire):
 
 
 def plane_coords(wire: Wire, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal coordinates relative to the wire: ``h`` along ``d`` and ``eta`` along ``v``."""
+    """Horizontal coordinates relative to the wire: ``h`` along ``d`` and ``eta`` along ``v``.
+
+    Parameters
+    ----------
+    wire : Wire
+        The wire; its axis midpoint is the origin.
+    x, y : numpy.ndarray of float
+        Points in the domain (voxels, y pointing down), same shape.
+
+    Returns
+    -------
+    h, eta : numpy.ndarray of float
+        Coordinates (voxels) along the in-plane direction ``d`` and the lateral
+        direction ``v``, same shape as ``x``.
+    """
     ca, sa, _, _ = _frame(wire)
     dx = x - wire.center[0]
     dy = y - wire.center[1]
@@ -417,7 +494,21 @@ def plane_coords(wire: Wire, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
 
 
 def arc_coords(wire: Wire, xi: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Arc position ``s`` and lateral offset ``a`` of mid-plane points ``(xi, eta)``."""
+    """Arc position ``s`` and lateral offset ``a`` of mid-plane points ``(xi, eta)``.
+
+    Parameters
+    ----------
+    wire : Wire
+        The wire (its ``curvature`` bends the centreline; 0 = straight).
+    xi, eta : numpy.ndarray of float
+        Mid-plane coordinates along the chord and along ``v`` (voxels), same shape.
+
+    Returns
+    -------
+    s, a : numpy.ndarray of float
+        Arc position along the centreline and signed lateral offset from it (voxels);
+        ``(xi, eta)`` unchanged for a straight wire.
+    """
     k = wire.curvature
     if k == 0.0:
         return xi, eta
@@ -428,7 +519,18 @@ def arc_coords(wire: Wire, xi: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray,
 
 
 def wire_rect(wire: Wire) -> tuple[float, float, float, float]:
-    """Bounds (h_min, h_max, eta_min, eta_max) of the wire's footprint (voxels, padded)."""
+    """Bounds of the wire's footprint in its own horizontal frame (see :func:`plane_coords`).
+
+    Parameters
+    ----------
+    wire : Wire
+        The wire.
+
+    Returns
+    -------
+    tuple of float
+        ``(h_min, h_max, eta_min, eta_max)`` in voxels, padded by one voxel.
+    """
     hw = wire.width / 2 + 1.0
     _, _, ct, _ = _frame(wire)
     k = abs(wire.curvature)
@@ -449,7 +551,18 @@ def wire_rect(wire: Wire) -> tuple[float, float, float, float]:
 
 
 def wire_bbox(wire: Wire) -> tuple[float, float, float, float]:
-    """Axis-aligned (x_min, x_max, y_min, y_max) of the footprint, unclipped (voxels)."""
+    """Axis-aligned bounding box of the wire's footprint, not clipped to the domain.
+
+    Parameters
+    ----------
+    wire : Wire
+        The wire.
+
+    Returns
+    -------
+    tuple of float
+        ``(x_min, x_max, y_min, y_max)`` in voxels.
+    """
     ca, sa, _, _ = _frame(wire)
     h0, h1, e0, e1 = wire_rect(wire)
     xs = [h * ca + e * sa for h in (h0, h1) for e in (e0, e1)]
@@ -463,20 +576,20 @@ def wire_columns(wire: Wire, shape: tuple[int, int], z_center: float | None = No
 
     Parameters
     ----------
-    wire:
+    wire : Wire
         The wire.
-    shape:
-        (rows, cols) of the image; columns outside it are dropped.
-    z_center:
-        z of the axis midpoint to use instead of ``wire.center[2]`` (the generator
-        evaluates a wire at ``z_center=0`` before it knows where it settles).
+    shape : tuple of int
+        ``(rows, cols)`` of the image (pixels); columns outside it are dropped.
+    z_center : float or None
+        z of the axis midpoint (voxels) to use instead of ``wire.center[2]`` (the
+        generator evaluates a wire at ``z_center=0`` before it knows where it settles).
 
     Returns
     -------
-    rows, cols:
-        int arrays, the pixels whose vertical line meets the wire (row-major order).
-    z_lo, z_hi:
-        float64 arrays, the z interval (voxels) where that line is inside the wire.
+    rows, cols : numpy.ndarray of int64, shape (K,)
+        The pixels whose vertical line meets the wire (row-major order).
+    z_lo, z_hi : numpy.ndarray of float64, shape (K,)
+        The z interval (voxels) where that line is inside the wire.
     """
     n_rows, n_cols = shape
     ca, sa, ct, st = _frame(wire)
@@ -557,7 +670,18 @@ def wire_columns(wire: Wire, shape: tuple[int, int], z_center: float | None = No
 
 
 def network_columns(network: Network) -> list:
-    """:func:`wire_columns` of every wire, reusing the generator's results when valid."""
+    """:func:`wire_columns` of every wire, reusing the generator's results when valid.
+
+    Parameters
+    ----------
+    network : Network
+        The network; its image shape is ``network.image_shape``.
+
+    Returns
+    -------
+    list of tuple
+        One ``(rows, cols, z_lo, z_hi)`` per wire, in deposition order.
+    """
     cache = network._cache
     shape = network.image_shape
     if cache is not None and cache.get("shape") == shape and cache["wires"] == tuple(network.wires):
@@ -687,10 +811,10 @@ def generate_network(params: NetworkParams, rng: np.random.Generator) -> Network
 
     Parameters
     ----------
-    params:
+    params : NetworkParams
         Generator parameters (validated here).
-    rng:
-        numpy Generator; the same seed gives the same network.
+    rng : numpy.random.Generator
+        Source of randomness; the same seed gives the same network.
 
     Returns
     -------

@@ -49,7 +49,18 @@ class WireFootprint:
         return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
-        """Boolean mask (H, W) of the pixels the wire covers, in an image of ``shape``."""
+        """Boolean mask of the pixels the wire covers, in a full image of ``shape``.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(H, W)`` of the image (pixels).
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (H, W)
+            True where the wire's thickness is positive.
+        """
         mask = np.zeros(shape, dtype=bool)
         mask[self.bbox_slices] = self.thickness > 0
         return mask
@@ -75,7 +86,13 @@ class Projection:
     footprints: list[WireFootprint] = field(default_factory=list)
 
     def total_thickness(self) -> np.ndarray:
-        """Summed path length through all wires per pixel (float32, voxels)."""
+        """Summed path length through all wires per pixel.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape ``self.shape``
+            Total thickness (voxels) of all wires above each pixel.
+        """
         total = np.zeros(self.shape, dtype=np.float32)
         for fp in self.footprints:
             total[fp.bbox_slices] += fp.thickness
@@ -106,8 +123,8 @@ def project_network(network) -> Projection:
 
     Parameters
     ----------
-    network:
-        A :class:`nanowire_utils.synth.geometry.Network`.
+    network : nanowire_utils.synth.geometry.Network
+        The network to project.
 
     Returns
     -------
@@ -140,18 +157,23 @@ def visible_footprints(projection: Projection, min_area: int = 30, min_thickness
 
     Parameters
     ----------
-    projection:
+    projection : Projection
         The projection of a network (either path).
-    min_area:
+    min_area : int
         Minimum number of footprint pixels inside the image (pixels, >= 0).
-    min_thickness:
+    min_thickness : float
         Pixels where the wire is thinner than this (voxels) do not count towards the
         area (e.g. the thin rims of round wires); 0 counts every footprint pixel.
 
     Returns
     -------
-    list[WireFootprint]
+    list of WireFootprint
         The annotated footprints, in deposition order.
+
+    Raises
+    ------
+    ValueError
+        When ``min_area`` or ``min_thickness`` is negative.
     """
     from nanowire_utils._checks import check_range
 

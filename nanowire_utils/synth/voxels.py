@@ -69,18 +69,22 @@ def voxelize(network: Network, progress: bool = False) -> np.ndarray:
 
     Parameters
     ----------
-    network:
-        The network; its domain (W, B, H) sets the volume size.
-    progress:
+    network : Network
+        The network; its domain (W, B, H) (voxels) sets the volume size.
+    progress : bool
         Show a tqdm progress bar over the wires.
 
     Returns
     -------
-    np.ndarray
-        uint16 array of shape (H, B, W) = (z, y, x): 0 is empty, ``i`` is wire label
-        ``i``. A voxel already taken is never overwritten by a later wire (the
-        generator never makes wires overlap, so this only matters for hand-made
-        networks).
+    numpy.ndarray of uint16, shape (H, B, W)
+        The label volume in (z, y, x) order: 0 is empty, ``i`` is wire label ``i``. A
+        voxel already taken is never overwritten by a later wire (the generator never
+        makes wires overlap, so this only matters for hand-made networks).
+
+    Raises
+    ------
+    ValueError
+        When a wire label exceeds 65535 (the uint16 range).
     """
     W, B, H = (int(v) for v in network.domain)
     if network.wires and max(w.label for w in network.wires) > np.iinfo(np.uint16).max:
@@ -103,9 +107,9 @@ def project_volume(volume: np.ndarray, min_area: int = 1) -> Projection:
 
     Parameters
     ----------
-    volume:
-        Integer label volume (H, B, W) = (z, y, x), 0 empty.
-    min_area:
+    volume : numpy.ndarray of int, shape (H, B, W)
+        Label volume in (z, y, x) order, 0 empty.
+    min_area : int
         Labels covering fewer pixels than this (pixels) are left out.
 
     Returns
@@ -113,6 +117,11 @@ def project_volume(volume: np.ndarray, min_area: int = 1) -> Projection:
     Projection
         Shape (B, W), height H, one footprint per label (ascending), whose thickness is
         the number of the label's voxels in each column (voxels).
+
+    Raises
+    ------
+    ValueError
+        When ``volume`` is not 3D or ``min_area`` is negative.
     """
     from nanowire_utils._checks import check_range
 
@@ -138,7 +147,26 @@ def project_volume(volume: np.ndarray, min_area: int = 1) -> Projection:
 
 
 def save_volume(volume: np.ndarray, path) -> Path:
-    """Save a label volume as .npy or .tif/.tiff (chosen by the suffix); returns the path."""
+    """Save a label volume as .npy or .tif/.tiff (chosen by the suffix).
+
+    Parameters
+    ----------
+    volume : numpy.ndarray, shape (H, B, W)
+        The label volume (see :func:`voxelize`).
+    path : str or os.PathLike
+        Destination; ``.npy`` is written with numpy, ``.tif``/``.tiff`` with tifffile
+        (zlib compression).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        When the suffix is none of ``.npy``, ``.tif``, ``.tiff``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     volume = np.asarray(volume)
@@ -154,7 +182,25 @@ def save_volume(volume: np.ndarray, path) -> Path:
 
 
 def load_volume(path) -> np.ndarray:
-    """Load a label volume saved by :func:`save_volume` (.npy, .tif or .tiff)."""
+    """Load a label volume saved by :func:`save_volume` (.npy, .tif or .tiff).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The volume file.
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, B, W)
+        The label volume as saved.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        When the suffix is none of ``.npy``, ``.tif``, ``.tiff``.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no volume file at {path}")
