@@ -61,7 +61,18 @@ class ImageAnnotation:
 
 
 def polygon_area(xy) -> float:
-    """Area (px^2) of a simple polygon given as (K, 2) x, y vertices (shoelace formula)."""
+    """Area of a simple polygon (shoelace formula).
+
+    Parameters
+    ----------
+    xy : array_like of float, shape (K, 2) or (2K,)
+        Vertices as x, y pairs (pixels).
+
+    Returns
+    -------
+    float
+        Area in pixels^2 (0 for fewer than 3 vertices).
+    """
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     if len(xy) < 3:
         return 0.0
@@ -70,14 +81,32 @@ def polygon_area(xy) -> float:
 
 
 def polygons_to_mask(polygons, height: int, width: int, *, where: str = "polygon") -> np.ndarray | None:
-    """Rasterise one object's polygons (each a flat ``[x0, y0, x1, y1, ...]`` list in pixel
-    coordinates, COCO convention: pixel centres at half-integers) to a bool (H, W) mask with
-    pycocotools, the same rasteriser COCO evaluation uses.
+    """Rasterise one object's polygons to a mask with pycocotools (COCO evaluation's rasteriser).
 
     Validates each polygon: fewer than 3 points or zero area -> warning, polygon skipped;
-    vertices outside the image -> warning, the polygon is clipped to the image; all vertices
-    outside -> ValueError. Returns None (after a warning) when nothing valid remains.
-    ``where`` names the object in messages (e.g. ``"annotation 7 of image 'a.png'"``).
+    vertices outside the image -> warning, the polygon is clipped to the image.
+
+    Parameters
+    ----------
+    polygons : list of list of float
+        The object's polygons, each a flat ``[x0, y0, x1, y1, ...]`` list in pixel
+        coordinates (COCO convention: pixel centres at half-integers).
+    height, width : int
+        Image size (pixels).
+    where : str
+        Names the object in messages (e.g. ``"annotation 7 of image 'a.png'"``).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (height, width), or None
+        The mask; None (after a warning) when no valid polygon remains or the mask covers
+        no pixel centre.
+
+    Raises
+    ------
+    ValueError
+        For a polygon with an odd number of coordinates, NaN/infinite coordinates, or all
+        vertices outside the image.
     """
     valid = []
     for k, poly in enumerate(polygons):
@@ -120,11 +149,25 @@ def polygons_to_mask(polygons, height: int, width: int, *, where: str = "polygon
 
 
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[float]]:
-    """Outer contours of a bool mask as COCO polygons (flat x, y lists, pixel-edge coordinates).
+    """Outer contours of a mask as COCO polygons.
 
     Contours come from ``skimage.measure.find_contours`` at level 0.5 on the zero-padded
-    mask and are simplified with ``approximate_polygon(tolerance)`` (px). Holes are not
+    mask and are simplified with ``approximate_polygon(tolerance)``. Holes are not
     representable as COCO polygons and are filled; use RLE for exact masks.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, shape (H, W)
+        One object's mask.
+    tolerance : float
+        Simplification tolerance (pixels); 0 keeps every contour point.
+
+    Returns
+    -------
+    list of list of float
+        One flat ``[x0, y0, x1, y1, ...]`` list per outer contour (pixel-edge
+        coordinates, rounded to 0.01 px); contours with fewer than 3 points or zero area
+        are dropped.
     """
     from scipy.ndimage import binary_fill_holes
     from skimage.measure import approximate_polygon, find_contours
@@ -145,10 +188,24 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[floa
 
 
 def detect_format(source) -> str:
-    """Which annotation format ``source`` (a path, or an already-loaded JSON dict) is in:
-    ``"coco"``, ``"vgg"``, ``"labelme"`` or ``"masks"`` (a folder of mask images).
+    """Which annotation format a file, folder or loaded JSON dict is in.
 
-    Raises ValueError naming the file for JSON that matches none of them.
+    Parameters
+    ----------
+    source : str or pathlib.Path or dict
+        A JSON file, a folder of mask images, or an already-loaded JSON dict.
+
+    Returns
+    -------
+    str
+        ``"coco"``, ``"vgg"``, ``"labelme"`` or ``"masks"`` (a folder of mask images).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        Naming the file, for invalid JSON or JSON that matches none of the formats.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -237,23 +294,34 @@ def read_annotations(
 
     Parameters
     ----------
-    source:
-        JSON file, or a folder of mask images (one instance per file, nonzero = object,
-        read in sorted name order).
-    image:
+    source : str or pathlib.Path or dict
+        JSON file (or its loaded dict), or a folder of mask images (one instance per
+        file, nonzero = object, read in sorted name order).
+    image : str or pathlib.Path or numpy.ndarray or None
         Optional image (path or array) the annotations belong to. Its size must match the
         annotated size; its file name must match the annotated one (unless
         ``check_file_name=False``). In a file with several images, the one with this file
         name is read.
-    image_size:
-        (height, width) when no ``image`` is given and the format does not store the size
-        (VGG/VIA exports do not).
-    format:
+    image_size : tuple of int or None
+        ``(height, width)`` (pixels) when no ``image`` is given and the format does not
+        store the size (VGG/VIA exports do not).
+    format : str
         ``"auto"`` (default: :func:`detect_format`) or one of :data:`FORMATS`.
+    check_file_name : bool
+        Require the annotated file name to match ``image``'s (False for a renamed file).
 
     Returns
     -------
     ImageAnnotation
+        File name, size (pixels) and instances of the image.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``source`` or ``image`` does not exist.
+    ValueError
+        For an unknown format, invalid annotations, a size or file name that does not
+        match ``image``, or a multi-image file without ``image`` to choose one.
     """
     check_choice("format", format, ("auto",) + FORMATS)
     fmt = detect_format(source) if format == "auto" else format
@@ -301,9 +369,25 @@ def read_coco(source, *, category_ids=None) -> list[ImageAnnotation]:
     segmentations as polygons, compressed RLE or uncompressed RLE.
 
     Images without annotations give empty Instances; annotations without a segmentation use
-    their bbox (with a warning). ``category_ids`` keeps only those categories (default all).
-    Raises ValueError for duplicate image or annotation ids, annotations of unknown images,
-    and RLE sizes that disagree with the image size.
+    their bbox (with a warning).
+
+    Parameters
+    ----------
+    source : str or pathlib.Path or dict
+        The COCO JSON file or its loaded dict.
+    category_ids : collection of int or None
+        Keep only these categories (default all).
+
+    Returns
+    -------
+    list of ImageAnnotation
+        One per image, in the file's order.
+
+    Raises
+    ------
+    ValueError
+        For duplicate image or annotation ids, annotations of unknown images, and RLE
+        sizes that disagree with the image size.
     """
     data = source if isinstance(source, dict) else _load_json(Path(source))
     name = "COCO dict" if isinstance(source, dict) else str(source)
@@ -370,9 +454,26 @@ def read_vgg(source, *, image_size: tuple[int, int] | None = None) -> list[Image
     writes it (``{key: {filename, size, regions: [{shape_attributes: {name: "polygon",
     all_points_x, all_points_y}}]}}``; VIA project files with ``_via_img_metadata`` too).
 
-    VIA does not store the image size: give ``image_size`` (height, width) or the image
-    (via :func:`read_annotations`). Polygons and rectangles are read; other shapes (points,
+    VIA does not store the image size: give ``image_size`` or the image (via
+    :func:`read_annotations`). Polygons and rectangles are read; other shapes (points,
     circles, polylines) are skipped with a warning.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path or dict
+        The VIA JSON file or its loaded dict.
+    image_size : tuple of int
+        ``(height, width)`` of the images (pixels); required.
+
+    Returns
+    -------
+    list of ImageAnnotation
+        One per image entry.
+
+    Raises
+    ------
+    ValueError
+        When ``image_size`` is missing or a polygon is invalid.
     """
     data = source if isinstance(source, dict) else _load_json(Path(source))
     name = "VGG dict" if isinstance(source, dict) else str(source)
@@ -412,9 +513,26 @@ def read_vgg(source, *, image_size: tuple[int, int] | None = None) -> list[Image
 
 
 def read_labelme(source) -> ImageAnnotation:
-    """A labelme JSON file (``shapes`` with ``points``, ``imageHeight``, ``imageWidth``,
-    ``imagePath``). Shapes sharing a ``group_id`` form one instance (labelme's convention);
-    polygons and rectangles are read, other shape types skipped with a warning."""
+    """Read a labelme JSON file (``shapes`` with ``points``, ``imageHeight``, ``imageWidth``, ``imagePath``).
+
+    Shapes sharing a ``group_id`` form one instance (labelme's convention); polygons and
+    rectangles are read, other shape types skipped with a warning.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path or dict
+        The labelme JSON file or its loaded dict.
+
+    Returns
+    -------
+    ImageAnnotation
+        The image's file name, size (pixels) and instances.
+
+    Raises
+    ------
+    ValueError
+        When ``imageHeight`` or ``imageWidth`` is missing, or a polygon is invalid.
+    """
     data = source if isinstance(source, dict) else _load_json(Path(source))
     name = "labelme dict" if isinstance(source, dict) else str(source)
     for key in ("imageHeight", "imageWidth"):
@@ -443,8 +561,30 @@ def read_labelme(source) -> ImageAnnotation:
 
 
 def read_mask_folder(folder, *, file_name: str = "") -> ImageAnnotation:
-    """A folder of binary mask images (PNG/TIFF/BMP), one instance per file (nonzero pixels
-    are the object), all the same size. Empty masks are skipped with a warning."""
+    """Read a folder of binary mask images (PNG/TIFF/BMP), one instance per file.
+
+    Nonzero pixels are the object; all masks have the same size. Empty masks are skipped
+    with a warning.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder; files are read in sorted name order.
+    file_name : str
+        File name of the annotated image, stored in the result.
+
+    Returns
+    -------
+    ImageAnnotation
+        The instances, one per non-empty mask file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` is not a directory.
+    ValueError
+        When it holds no mask image, or masks differ in size.
+    """
     from nanowire_utils.real.preprocessing import read_image, to_gray_float
 
     folder = Path(folder)
@@ -482,15 +622,31 @@ def instances_to_coco(
 
     Parameters
     ----------
-    instances_by_image:
+    instances_by_image : dict of str to Instances, or list of ImageAnnotation
         ``{file_name: Instances}`` or a list of :class:`ImageAnnotation`. Image ids are
         1, 2, ... in this order; annotation ids 1, 2, ... over all images.
-    encoding:
+    encoding : str
         ``"rle"`` (exact, compressed RLE with ``counts`` as str) or ``"polygon"``
-        (:func:`mask_to_polygons`, simplified with ``tolerance`` px; holes are filled).
-    categories:
+        (:func:`mask_to_polygons`, simplified with ``tolerance``; holes are filled).
+    categories : list of dict or None
         COCO categories; default ``[{"id": 1, "name": "nanowire"}]``. All instances get
         the first category's id.
+    results : bool
+        Return a COCO results list (``image_id``, ``category_id``, ``segmentation``,
+        ``bbox``, ``score``) instead of a COCO dict.
+    tolerance : float
+        Polygon simplification tolerance (pixels), for ``encoding="polygon"``.
+
+    Returns
+    -------
+    dict or list of dict
+        The COCO dict (``images``, ``annotations``, ``categories``; area in pixels, bbox
+        ``[x, y, w, h]`` in pixels), or the results list. Empty masks are left out.
+
+    Raises
+    ------
+    ValueError
+        For an unknown encoding, or masks whose size differs from their image's.
     """
     check_choice("encoding", encoding, ("rle", "polygon"))
     if isinstance(instances_by_image, dict):
@@ -539,8 +695,26 @@ def instances_to_coco(
 
 
 def write_coco(path, instances_by_image, *, encoding: str = "rle", categories=None, info: dict | None = None) -> Path:
-    """Write Instances as a COCO instances JSON file (see :func:`instances_to_coco` for the
-    arguments); ``info`` is stored under COCO's ``info`` key. Returns the path."""
+    """Write Instances as a COCO instances JSON file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Destination file; its folder is created.
+    instances_by_image : dict of str to Instances, or list of ImageAnnotation
+        As in :func:`instances_to_coco`.
+    encoding : str
+        ``"rle"`` or ``"polygon"``, as in :func:`instances_to_coco`.
+    categories : list of dict or None
+        COCO categories, as in :func:`instances_to_coco`.
+    info : dict or None
+        Stored under COCO's ``info`` key.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     data = instances_to_coco(instances_by_image, encoding=encoding, categories=categories)
     if info:
         data = {"info": info, **data}
@@ -555,14 +729,49 @@ def write_coco(path, instances_by_image, *, encoding: str = "rle", categories=No
 
 
 def reference_path(name: str) -> Path:
-    """Path of the package's reference annotation (COCO JSON) of a sample image."""
+    """Path of the package's reference annotation (COCO JSON) of a sample image.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`REFERENCE_NAMES` (``"ptychography"``, ``"stxm"``, ``"sem"``).
+
+    Returns
+    -------
+    pathlib.Path
+        The JSON file's path inside the package (it may not exist yet).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
     check_choice("name", name, REFERENCE_NAMES)
     return _REFERENCE_DIR / f"{name}.json"
 
 
 def load_reference_annotation(name: str) -> ImageAnnotation:
-    """The reference annotation of sample image ``name`` (``"ptychography"``, ``"stxm"``,
-    ``"sem"``) with its file name and size; made by eye, see book/annotation_protocol.md."""
+    """The reference annotation of a sample image, with its file name and size.
+
+    Made by eye, see book/annotation_protocol.md.
+
+    Parameters
+    ----------
+    name : str
+        ``"ptychography"``, ``"stxm"`` or ``"sem"``.
+
+    Returns
+    -------
+    ImageAnnotation
+        File name, size (pixels) and reference instances.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    FileNotFoundError
+        When the reference file is missing from the installed package.
+    """
     path = reference_path(name)
     if not path.exists():
         raise FileNotFoundError(f"reference annotation {path} is missing from the installed package")
@@ -571,7 +780,18 @@ def load_reference_annotation(name: str) -> ImageAnnotation:
 
 
 def load_reference(name: str) -> Instances:
-    """The reference instances of sample image ``name`` (``"ptychography"``, ``"stxm"``, ``"sem"``)."""
+    """The reference instances of a sample image.
+
+    Parameters
+    ----------
+    name : str
+        ``"ptychography"``, ``"stxm"`` or ``"sem"``.
+
+    Returns
+    -------
+    Instances
+        The reference masks (scores 1).
+    """
     return load_reference_annotation(name).instances
 
 
@@ -579,8 +799,25 @@ def load_reference(name: str) -> Instances:
 
 
 def wire_polygon(x0: float, y0: float, x1: float, y1: float, width: float) -> list[float]:
-    """Rectangle polygon (flat COCO list) of a straight wire: centreline from (x0, y0) to
-    (x1, y1) and full ``width``, all in pixels (x to the right, y down)."""
+    """Rectangle polygon (flat COCO list) of a straight wire.
+
+    Parameters
+    ----------
+    x0, y0, x1, y1 : float
+        End points of the centreline (pixels, x to the right, y down).
+    width : float
+        Full width of the wire (pixels).
+
+    Returns
+    -------
+    list of float
+        ``[x0, y0, ..., x3, y3]``, the four corners (rounded to 0.01 px).
+
+    Raises
+    ------
+    ValueError
+        When the centreline has zero length.
+    """
     d = np.array([x1 - x0, y1 - y0], float)
     length = np.hypot(*d)
     if length == 0:
@@ -592,13 +829,30 @@ def wire_polygon(x0: float, y0: float, x1: float, y1: float, width: float) -> li
 
 
 def parse_sketch(text: str) -> list[list[float]]:
-    """Polygons (one per object) from a hand-written sketch, the source of the reference
-    annotations. One object per line; ``#`` starts a comment; blank lines ignored:
+    """Polygons (one per object) from a hand-written sketch, the source of the reference annotations.
+
+    One object per line; ``#`` starts a comment; blank lines ignored:
 
     ``W x0 y0 x1 y1 width``
         a straight wire: centreline end points and full width (px).
     ``P x0 y0 x1 y1 x2 y2 ...``
         any polygon (vertices in order).
+
+    Parameters
+    ----------
+    text : str
+        The sketch.
+
+    Returns
+    -------
+    list of list of float
+        One flat polygon (pixels) per object, in line order.
+
+    Raises
+    ------
+    ValueError
+        Naming the line, for a non-numeric value, a wrong count of numbers or an unknown
+        object kind.
     """
     polys = []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -624,9 +878,23 @@ def parse_sketch(text: str) -> list[list[float]]:
 
 
 def sketch_to_instances(text: str, height: int, width: int) -> Instances:
-    """Instances from a sketch (:func:`parse_sketch`), one per line, rasterised in an image of
-    ``height`` x ``width`` px; parts outside the image are cut off (no warning: wires that
-    leave the field of view are drawn past its edge on purpose)."""
+    """Instances from a sketch (:func:`parse_sketch`), one per line.
+
+    Parts outside the image are cut off (no warning: wires that leave the field of view
+    are drawn past its edge on purpose).
+
+    Parameters
+    ----------
+    text : str
+        The sketch.
+    height, width : int
+        Image size (pixels).
+
+    Returns
+    -------
+    Instances
+        One mask per object that covers a pixel inside the image.
+    """
     masks = []
     for k, poly in enumerate(parse_sketch(text)):
         with warnings.catch_warnings():
@@ -652,10 +920,29 @@ _REFERENCE_IMAGES = {
 
 
 def build_reference(name: str, sketch_dir=None) -> Path:
-    """Rebuild the package's reference annotation ``name`` (COCO JSON, RLE masks) from its
-    hand-written sketch ``<sketch_dir>/<name>.txt`` (default: the ``sketches`` folder next to
-    the JSON files, kept in the repository). Run ``python -m nanowire_utils.real.annotations`` to
-    rebuild all three after editing a sketch."""
+    """Rebuild the package's reference annotation ``name`` (COCO JSON, RLE masks) from its sketch.
+
+    Run ``python -m nanowire_utils.real.annotations`` to rebuild all three after editing
+    a sketch.
+
+    Parameters
+    ----------
+    name : str
+        ``"ptychography"``, ``"stxm"`` or ``"sem"``.
+    sketch_dir : str or pathlib.Path or None
+        Folder holding ``<name>.txt``; default the ``sketches`` folder next to the JSON
+        files, kept in the repository.
+
+    Returns
+    -------
+    pathlib.Path
+        The reference JSON written (:func:`reference_path`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or an invalid sketch.
+    """
     file_name, (h, w) = _REFERENCE_IMAGES[check_choice("name", name, REFERENCE_NAMES)]
     sketch_dir = Path(sketch_dir) if sketch_dir else _REFERENCE_DIR / "sketches"
     inst = sketch_to_instances((sketch_dir / f"{name}.txt").read_text(), h, w)

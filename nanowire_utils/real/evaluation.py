@@ -21,13 +21,13 @@ def coco_metrics(gt: dict, results: list[dict], iou_types=("bbox", "segm")) -> d
 
     Parameters
     ----------
-    gt:
+    gt : dict
         A COCO instances dict (``images``, ``annotations``, ``categories``), masks as RLE
-        or polygons.
-    results:
+        or polygons; every annotation needs an ``area`` (pixels).
+    results : list of dict
         COCO results list: dicts with ``image_id``, ``category_id``, ``score``, ``bbox``
-        (x, y, w, h) and ``segmentation`` (RLE with ``counts`` as str).
-    iou_types:
+        (x, y, w, h, pixels) and ``segmentation`` (RLE with ``counts`` as str).
+    iou_types : sequence of str
         Which of ``"bbox"`` and ``"segm"`` to evaluate.
 
     Returns
@@ -37,6 +37,11 @@ def coco_metrics(gt: dict, results: list[dict], iou_types=("bbox", "segm")) -> d
         in percent, as detectron2 and the paper report them; ``nan`` where undefined
         (no references, or no references in that size range). COCO's area ranges are
         used (small < 32^2 px, medium < 96^2 px, large above).
+
+    Raises
+    ------
+    ValueError
+        When a reference annotation has no ``area``.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -117,7 +122,7 @@ def foreground_accuracy(pred, ref) -> float:
 
     Parameters
     ----------
-    pred, ref:
+    pred, ref : Instances or numpy.ndarray
         Instances, (N, H, W) mask stacks or (H, W) bool masks of the same image size.
 
     Returns
@@ -125,6 +130,11 @@ def foreground_accuracy(pred, ref) -> float:
     float
         Fraction in [0, 1] (multiply by 100 for the paper's percent); ``nan`` when both
         foregrounds are empty.
+
+    Raises
+    ------
+    ValueError
+        When the image sizes differ or an input has another shape.
     """
     p, r = _pair(pred, ref)
     tp = np.count_nonzero(p & r)
@@ -133,8 +143,27 @@ def foreground_accuracy(pred, ref) -> float:
 
 
 def mask_iou(pred_masks: np.ndarray, ref_masks: np.ndarray) -> np.ndarray:
-    """IoU matrix (P, R) between two stacks of bool masks (P, H, W) and (R, H, W), computed
-    on run-length encodings with pycocotools (memory stays small for large images)."""
+    """IoU matrix between two stacks of masks.
+
+    Computed on run-length encodings with pycocotools (memory stays small for large images).
+
+    Parameters
+    ----------
+    pred_masks : numpy.ndarray of bool, shape (P, H, W)
+        Predicted masks.
+    ref_masks : numpy.ndarray of bool, shape (R, H, W)
+        Reference masks.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (P, R)
+        Mask IoU of every pair, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When the mask sizes differ.
+    """
     from pycocotools import mask as mask_utils
 
     p, r = np.asarray(pred_masks, bool), np.asarray(ref_masks, bool)
@@ -155,12 +184,26 @@ def match_instances(pred, ref, iou: float = 0.5) -> dict:
     is >= ``iou`` (COCO's greedy rule). Unmatched predictions are spurious (false positives),
     unmatched references missed (false negatives).
 
+    Parameters
+    ----------
+    pred : Instances
+        Predicted instances (their scores set the order).
+    ref : Instances
+        Reference instances of the same image.
+    iou : float
+        Mask-IoU threshold, in (0, 1].
+
     Returns
     -------
     dict
         ``precision`` = matched / predictions and ``recall`` = matched / references (fractions;
         ``nan`` when the denominator is 0), ``n_pred``, ``n_ref``, ``n_matched``,
         ``n_missed``, ``n_spurious``, and ``matches``: list of (pred index, ref index, IoU).
+
+    Raises
+    ------
+    ValueError
+        When ``iou`` is outside (0, 1] or the image sizes differ.
     """
     from nanowire_utils._checks import check_range
 
@@ -195,18 +238,36 @@ def match_instances(pred, ref, iou: float = 0.5) -> dict:
 def evaluate_instances(pred, ref, iou: float = 0.5) -> dict:
     """All metrics of the paper's Tables 2-4 for one image, in one flat dict.
 
-    Keys (all in percent, as the paper reports them, except the counts):
-    ``accuracy`` (foreground accuracy, Eq. 3), ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75``,
-    ``bbox_APs``, ``bbox_APm``, ``bbox_APl`` and the same for ``segm_``, ``precision`` and
-    ``recall`` at mask IoU ``iou`` (:func:`match_instances`), and ``n_pred``, ``n_ref``,
-    ``n_matched``, ``n_missed``, ``n_spurious``.
-
     AP comes from pycocotools via :func:`coco_metrics` with COCO's size ranges: small
     < 32^2 px area, medium 32^2-96^2, large > 96^2 (the paper's text names 32^2 and 69^2,
     but its numbers come from the COCO evaluator, which uses 96^2). Areas are the mask
     areas of the references. Undefined values are ``nan``: every AP when there are no
     references, APs/APm/APl with no reference in that range, precision with no predictions.
     With references but no predictions AP is 0.
+
+    Parameters
+    ----------
+    pred : Instances
+        Predicted instances, with scores.
+    ref : Instances
+        Reference instances of the same image.
+    iou : float
+        Mask-IoU threshold of precision and recall, in (0, 1].
+
+    Returns
+    -------
+    dict
+        Keys (all in percent, as the paper reports them, except the counts):
+        ``accuracy`` (foreground accuracy, Eq. 3), ``bbox_AP``, ``bbox_AP50``,
+        ``bbox_AP75``, ``bbox_APs``, ``bbox_APm``, ``bbox_APl`` and the same for
+        ``segm_``, ``precision`` and ``recall`` at mask IoU ``iou``
+        (:func:`match_instances`), and ``n_pred``, ``n_ref``, ``n_matched``,
+        ``n_missed``, ``n_spurious``.
+
+    Raises
+    ------
+    ValueError
+        When the image sizes differ or ``iou`` is outside (0, 1].
     """
     from nanowire_utils.real.annotations import instances_to_coco
 
@@ -229,10 +290,26 @@ def evaluate_instances(pred, ref, iou: float = 0.5) -> dict:
 
 
 def comparison_map(pred, ref) -> np.ndarray:
-    """RGB uint8 (H, W, 3) picture of foreground agreement, in the paper's colours:
-    true positive pixels blue, false negatives (reference only) red, false positives
-    (prediction only) green, true negatives black. ``pred``/``ref`` as in
-    :func:`foreground_accuracy`."""
+    """Picture of foreground agreement, in the paper's colours.
+
+    True positive pixels blue, false negatives (reference only) red, false positives
+    (prediction only) green, true negatives black.
+
+    Parameters
+    ----------
+    pred, ref : Instances or numpy.ndarray
+        As in :func:`foreground_accuracy`.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (H, W, 3)
+        The RGB picture.
+
+    Raises
+    ------
+    ValueError
+        When the image sizes differ.
+    """
     p, r = _pair(pred, ref)
     out = np.zeros((*p.shape, 3), np.uint8)
     out[p & r] = TP_COLOR

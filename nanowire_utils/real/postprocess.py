@@ -17,14 +17,51 @@ from nanowire_utils.instances import Instances
 
 
 def filter_score(instances: Instances, min_score: float = 0.5) -> Instances:
-    """Keep instances with score >= ``min_score`` (in [0, 1])."""
+    """Keep instances with a confident enough score.
+
+    Parameters
+    ----------
+    instances : Instances
+        Predicted instances.
+    min_score : float
+        Lowest score kept, in [0, 1].
+
+    Returns
+    -------
+    Instances
+        The instances with score >= ``min_score``.
+
+    Raises
+    ------
+    ValueError
+        When ``min_score`` is outside [0, 1].
+    """
     check_range("min_score", min_score, 0, 1)
     return instances.subset(instances.scores >= min_score)
 
 
 def filter_area(instances: Instances, min_area: float = 0, max_area: float | None = None) -> Instances:
-    """Keep instances whose mask area in px is in [``min_area``, ``max_area``]
-    (``max_area=None``: no upper limit)."""
+    """Keep instances whose mask area lies in [``min_area``, ``max_area``].
+
+    Parameters
+    ----------
+    instances : Instances
+        Predicted instances.
+    min_area : float
+        Smallest mask area kept (pixels, >= 0).
+    max_area : float or None
+        Largest mask area kept (pixels, >= ``min_area``); None: no upper limit.
+
+    Returns
+    -------
+    Instances
+        The instances within the area limits.
+
+    Raises
+    ------
+    ValueError
+        When a limit is negative or ``max_area < min_area``.
+    """
     check_range("min_area", min_area, 0, None, unit="px")
     if max_area is not None:
         check_range("max_area", max_area, min_area, None, unit="px")
@@ -56,8 +93,20 @@ def remove_nested(instances: Instances, fraction: float = 0.8) -> Instances:
 
     Parameters
     ----------
-    fraction:
+    instances : Instances
+        Predicted instances.
+    fraction : float
         Share of the smaller instance's area that must lie inside the larger one, in (0, 1].
+
+    Returns
+    -------
+    Instances
+        The instances that are not nested in a larger one.
+
+    Raises
+    ------
+    ValueError
+        When ``fraction`` is outside (0, 1].
     """
     check_range("fraction", fraction, 0, 1, low_inclusive=False)
     n = len(instances)
@@ -95,9 +144,31 @@ def postprocess(
     min_area: float = 0,
     max_area: float | None = None,
 ) -> Instances:
-    """Score filter, then area filter, then removal of nested instances (each step skipped
-    when its parameter is None / 0). Parameters as in :func:`filter_score`,
-    :func:`filter_area` and :func:`remove_nested` (``nested_fraction``)."""
+    """Clean up predictions: score filter, then area filter, then removal of nested instances.
+
+    Each step is skipped when its parameter is None (or 0 and None for the area limits).
+
+    Parameters
+    ----------
+    instances : Instances
+        Predicted instances.
+    min_score : float or None
+        Lowest score kept, in [0, 1] (:func:`filter_score`).
+    nested_fraction : float or None
+        ``fraction`` of :func:`remove_nested`, in (0, 1].
+    min_area, max_area : float or None
+        Mask area limits (pixels) of :func:`filter_area`.
+
+    Returns
+    -------
+    Instances
+        The cleaned instances.
+
+    Raises
+    ------
+    ValueError
+        When a parameter is out of its range.
+    """
     out = instances
     if min_score is not None:
         out = filter_score(out, min_score)

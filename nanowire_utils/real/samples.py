@@ -63,11 +63,27 @@ def _sha256(path: Path) -> str:
 
 
 def sample_path(name: str) -> Path:
-    """Local path of the real sample image ``name`` ("ptychography", "stxm" or "sem").
+    """Local path of one of the paper's real sample images.
 
     Uses the folder in the environment variable ``NANOWIRE_UTILS_SAMPLES`` if set (no
-    network; FileNotFoundError if the file is missing there, ValueError if its sha256 does
-    not match), otherwise downloads the file once from the pinned URL into pooch's cache.
+    network), otherwise downloads the file once from the pinned URL into pooch's cache.
+
+    Parameters
+    ----------
+    name : str
+        ``"ptychography"``, ``"stxm"`` or ``"sem"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The image file, its sha256 checked.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or when the file's sha256 does not match.
+    FileNotFoundError
+        When the file is missing from ``NANOWIRE_UTILS_SAMPLES``, or the download fails.
     """
     check_choice("sample name", name, tuple(SAMPLES))
     info = SAMPLES[name]
@@ -105,10 +121,25 @@ def sample_path(name: str) -> Path:
 
 
 def load_sample(name: str, as_gray: bool = True) -> np.ndarray:
-    """The sample image ``name`` as a numpy array (uint8).
+    """One of the paper's real sample images as a numpy array.
 
-    ``as_gray=True`` returns 2D (rows, cols); the SEM file is stored as RGB with equal
-    channels and is converted with Pillow's luminance formula.
+    Parameters
+    ----------
+    name : str
+        ``"ptychography"``, ``"stxm"`` or ``"sem"`` (see :func:`sample_path`).
+    as_gray : bool
+        Convert to one gray channel; the SEM file is stored as RGB with equal channels
+        and is converted with Pillow's luminance formula.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        Shape (rows, cols) with ``as_gray=True``, else as stored (e.g. (rows, cols, 3)).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        As :func:`sample_path`.
     """
     from PIL import Image
 

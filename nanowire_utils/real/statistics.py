@@ -46,13 +46,13 @@ def particle_table(instances, pixel_size_nm: float | None = None, image: str | N
 
     Parameters
     ----------
-    instances:
+    instances : Instances or numpy.ndarray of bool, shape (N, H, W)
         :class:`~nanowire_utils.instances.Instances` (or an (N, H, W) bool mask stack).
         Each mask is measured on its own, so overlapping wires keep their full footprint.
-    pixel_size_nm:
-        Pixel size in nm. When given, ``area_nm2``, ``length_nm``, ``width_nm`` and
-        ``perimeter_nm`` are added.
-    image:
+    pixel_size_nm : float or None
+        Pixel size (nm per pixel, > 0). When given, ``area_nm2``, ``length_nm``,
+        ``width_nm`` and ``perimeter_nm`` are added.
+    image : str or None
         Optional label stored in an ``image`` column (to concatenate tables of several images).
 
     Returns
@@ -73,6 +73,13 @@ def particle_table(instances, pixel_size_nm: float | None = None, image: str | N
         - ``perimeter`` (px), ``solidity`` (area / convex hull area), ``eccentricity``
           (of the moment ellipse, 0 = disc, -> 1 = line), ``centroid_x``, ``centroid_y`` (px),
           ``instance`` (index in ``instances``) and ``score``.
+
+        Empty masks give no row.
+
+    Raises
+    ------
+    ValueError
+        When ``instances`` is not a mask stack, or ``pixel_size_nm`` is not positive.
     """
     import pandas as pd
     from skimage.measure import regionprops
@@ -126,11 +133,38 @@ def particle_table(instances, pixel_size_nm: float | None = None, image: str | N
 
 
 def save_table(df, path) -> None:
-    """Write a particle table as CSV (no index column)."""
+    """Write a particle table as CSV (no index column).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table from :func:`particle_table`.
+    path : str or os.PathLike
+        Destination CSV file.
+    """
     df.to_csv(path, index=False)
 
 
 def column_values(df, column):
+    """The finite values of one column of a particle table, for statistics.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table from :func:`particle_table`.
+    column : str
+        Column name (e.g. ``"area"``, ``"orientation"``).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (K,)
+        The column's values without NaN and infinities.
+
+    Raises
+    ------
+    ValueError
+        When the column is not in the table (the message lists the available ones).
+    """
     if column not in df.columns:
         raise ValueError(f"column {column!r} not in the table; available: {', '.join(map(str, df.columns))}")
     v = np.asarray(df[column], dtype=float)
@@ -148,11 +182,29 @@ def compare_distributions(pred_df, ref_df, column: str, n_boot: int = 1000, seed
     Orientation is treated as a linear variable on [0, 180) (angles near 0 and 180 count as
     far apart).
 
+    Parameters
+    ----------
+    pred_df, ref_df : pandas.DataFrame
+        Predicted and reference tables from :func:`particle_table`.
+    column : str
+        The column to compare (non-finite values are dropped).
+    n_boot : int
+        Number of bootstrap resamples (>= 0; 0 gives ``nan`` intervals).
+    seed : int
+        Seed of the bootstrap's random generator.
+    ci : float
+        Confidence level of the intervals (percent, in (0, 100)).
+
     Returns
     -------
     dict
         ``ks``, ``ks_pvalue``, ``ks_ci`` (low, high), ``wasserstein``, ``wasserstein_ci``,
         ``n_pred``, ``n_ref``; all ``nan`` if either sample is empty.
+
+    Raises
+    ------
+    ValueError
+        For an unknown column, a negative ``n_boot`` or ``ci`` outside (0, 100).
     """
     from scipy.stats import ks_2samp, wasserstein_distance
 
