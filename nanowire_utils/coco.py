@@ -38,8 +38,25 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 
 def encode_masks(masks: np.ndarray) -> list[dict]:
-    """pycocotools RLEs (``counts`` as bytes) of a stack of masks, shape (N, H, W), for
-    :func:`pycocotools.mask.iou` and friends; not for JSON (use :func:`encode_mask`)."""
+    """pycocotools RLEs of a stack of masks, for :func:`pycocotools.mask.iou` and friends.
+
+    Not for JSON (``counts`` are bytes; use :func:`encode_mask`).
+
+    Parameters
+    ----------
+    masks : numpy.ndarray, shape (N, H, W)
+        Binary masks (any dtype; nonzero is foreground).
+
+    Returns
+    -------
+    list of dict
+        One pycocotools RLE (``size``, ``counts`` as bytes) per mask.
+
+    Raises
+    ------
+    ValueError
+        When ``masks`` is not 3D.
+    """
     m = np.asarray(masks, dtype=np.uint8)
     if m.ndim != 3:
         raise ValueError(f"masks must have shape (N, H, W), got {m.shape}")
@@ -55,7 +72,17 @@ def _as_pycoco_rle(segmentation: dict) -> dict:
 
 
 def decode_rle(segmentation: dict) -> np.ndarray:
-    """Decode a COCO RLE segmentation (compressed or uncompressed) into a boolean mask (H, W).
+    """Decode a COCO RLE segmentation (compressed or uncompressed) into a boolean mask.
+
+    Parameters
+    ----------
+    segmentation : dict
+        ``{"size": [H, W], "counts": str or bytes or list of int}``.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (H, W)
+        The mask.
 
     Raises
     ------
@@ -77,24 +104,78 @@ def decode_rle(segmentation: dict) -> np.ndarray:
 
 
 def rle_area(segmentation: dict) -> int:
-    """Foreground pixels of an RLE segmentation."""
+    """Foreground area of an RLE segmentation.
+
+    Parameters
+    ----------
+    segmentation : dict
+        A COCO RLE (compressed or uncompressed).
+
+    Returns
+    -------
+    int
+        Number of foreground pixels.
+    """
     return int(mask_utils.area(_as_pycoco_rle(segmentation)))
 
 
 def rle_bbox(segmentation: dict) -> list[float]:
-    """COCO box ``[x, y, width, height]`` (pixels) of an RLE segmentation."""
+    """Bounding box of an RLE segmentation.
+
+    Parameters
+    ----------
+    segmentation : dict
+        A COCO RLE (compressed or uncompressed).
+
+    Returns
+    -------
+    list of float
+        COCO box ``[x, y, width, height]`` (pixels).
+    """
     return [float(v) for v in mask_utils.toBbox(_as_pycoco_rle(segmentation))]
 
 
 def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
-    """Boolean mask (H, W) of one object's COCO polygons (lists of x0, y0, x1, y1, ... in
-    pixels), merged. No validation: see :func:`nanowire_utils.real.annotations.polygons_to_mask`."""
+    """Rasterise one object's COCO polygons, merged into one mask.
+
+    No validation: see :func:`nanowire_utils.real.annotations.polygons_to_mask`.
+
+    Parameters
+    ----------
+    polygons : list of list of float
+        Flat ``[x0, y0, x1, y1, ...]`` lists (pixels).
+    height, width : int
+        Image size (pixels).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (height, width)
+        The mask.
+    """
     return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
 
 
 def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-    """Boolean mask (H, W) of any COCO segmentation: polygons, compressed RLE (str or bytes
-    counts) or uncompressed RLE (list counts)."""
+    """Decode any COCO segmentation into a boolean mask.
+
+    Parameters
+    ----------
+    segmentation : list or dict
+        Polygons (list of flat x, y lists), compressed RLE (str or bytes counts) or
+        uncompressed RLE (list counts).
+    height, width : int
+        Image size (pixels), used for polygons.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (height, width)
+        The mask.
+
+    Raises
+    ------
+    ValueError
+        For an invalid RLE (see :func:`decode_rle`).
+    """
     if isinstance(segmentation, list):
         return polygons_to_mask(segmentation, height, width)
     if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), bytes):
@@ -135,9 +216,27 @@ def instances_to_coco_results(instances: Instances, image_id: int, category_id: 
 
 
 def coco_results_to_instances(results: list[dict], image_id: int, shape=None) -> Instances:
-    """The instances of ``image_id`` in a COCO results list (inverse of
-    :func:`instances_to_coco_results`). ``shape`` (H, W) is needed only when the image has
-    no result (an empty Instances)."""
+    """The instances of one image in a COCO results list (inverse of :func:`instances_to_coco_results`).
+
+    Parameters
+    ----------
+    results : list of dict
+        COCO results (RLE segmentations, ``bbox`` as x, y, w, h pixels, ``score``).
+    image_id : int
+        The image whose results are taken.
+    shape : tuple of int or None
+        ``(H, W)`` of the image (pixels); needed only when the image has no result.
+
+    Returns
+    -------
+    Instances
+        Masks, boxes (x0, y0, x1, y1 pixels) and scores (1 where missing).
+
+    Raises
+    ------
+    ValueError
+        When the image has no result and ``shape`` is None, or an RLE is invalid.
+    """
     mine = [r for r in results if int(r["image_id"]) == int(image_id)]
     if not mine:
         if shape is None:
@@ -150,15 +249,49 @@ def coco_results_to_instances(results: list[dict], image_id: int, shape=None) ->
 
 
 def write_coco_results(path, results: list[dict]) -> Path:
-    """Write a COCO results list (as from :func:`instances_to_coco_results`) to ``path`` atomically."""
+    """Write a COCO results list to a JSON file atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; its folder is created.
+    results : list of dict
+        COCO results, as from :func:`instances_to_coco_results`.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        When ``results`` is not a list.
+    """
     if not isinstance(results, list):
         raise ValueError(f"results must be a list of COCO result dicts, got {type(results).__name__}")
     return write_json_atomic(path, results)
 
 
 def write_json_atomic(path, obj, indent: int | None = None) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file in the same folder and
-    :func:`os.replace`, so that a reader never sees a half-written file. Returns the path."""
+    """Write an object as JSON so that a reader never sees a half-written file.
+
+    Writes through a temporary file in the same folder and :func:`os.replace`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; its folder is created.
+    obj : object
+        Anything :func:`json.dump` can write.
+    indent : int or None
+        JSON indentation (None: one line); a newline ends the file.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -25,7 +25,19 @@ import yaml
 
 
 def parse_value(text: str):
-    """The value a ``--set`` text means (see the module docstring); unparsable text stays a string."""
+    """The value a ``--set`` text means (see the module docstring).
+
+    Parameters
+    ----------
+    text : str
+        The text after ``=``; surrounding whitespace is ignored.
+
+    Returns
+    -------
+    object
+        The parsed value (None, bool, int, float, list, dict or str); unparsable text
+        stays a string.
+    """
     text = text.strip()
     if text == "None":
         return None
@@ -44,7 +56,23 @@ def parse_value(text: str):
 
 
 def parse_assignment(item: str) -> tuple[str, object]:
-    """``"KEY=VALUE"`` -> ``(KEY, parsed VALUE)``; ValueError naming the item when there is no ``=``."""
+    """Split one ``--set`` item into its key and parsed value.
+
+    Parameters
+    ----------
+    item : str
+        ``"KEY=VALUE"``.
+
+    Returns
+    -------
+    tuple of (str, object)
+        ``(KEY, parsed VALUE)`` (:func:`parse_value`), the key stripped.
+
+    Raises
+    ------
+    ValueError
+        Naming the item, when there is no ``=`` or no key.
+    """
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"--set needs KEY=VALUE, got {item!r} (e.g. SOLVER.BASE_LR=0.01)")
@@ -52,5 +80,21 @@ def parse_assignment(item: str) -> tuple[str, object]:
 
 
 def parse_assignments(items) -> dict:
-    """A list of ``"KEY=VALUE"`` strings -> ``{KEY: value}`` (later items win)."""
+    """Parse every ``--set`` item of a command line.
+
+    Parameters
+    ----------
+    items : list of str or None
+        ``"KEY=VALUE"`` strings; None means none.
+
+    Returns
+    -------
+    dict
+        ``{KEY: value}`` (later items win).
+
+    Raises
+    ------
+    ValueError
+        As :func:`parse_assignment`.
+    """
     return dict(parse_assignment(item) for item in items or [])

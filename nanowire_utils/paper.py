@@ -60,17 +60,39 @@ REAL_IMAGE_TABLES = {
 
 
 def table1() -> list[dict]:
-    """The paper's Table 1 as one dict per run, keyed by :data:`TABLE1_COLUMNS`
-    (epochs, dataset size, learning rate, ROI-head batch, IoU threshold, NMS threshold,
-    synthetic test AP bbox and segm in percent)."""
+    """The paper's Table 1 (its training runs) as data.
+
+    Returns
+    -------
+    list of dict
+        One dict per run, keyed by :data:`TABLE1_COLUMNS` (epochs, dataset size, learning
+        rate, ROI-head batch, IoU threshold, NMS threshold, synthetic test AP bbox and
+        segm in percent).
+    """
     return [dict(zip(TABLE1_COLUMNS, r)) for r in TABLE1]
 
 
 def real_image_rows(modality: str) -> list[dict]:
-    """The paper's rows for ``modality`` (its Table 2, 3 or 4), flat like
-    :func:`nanowire_utils.real.evaluation.evaluate_instances`: ``model`` (the run number in
-    Table 1), ``accuracy``, ``bbox_AP`` ... ``segm_APl`` in percent (``nan`` where the paper
-    prints NaN)."""
+    """The paper's real-image results for one modality (its Table 2, 3 or 4).
+
+    Parameters
+    ----------
+    modality : str
+        One of :data:`MODALITIES`.
+
+    Returns
+    -------
+    list of dict
+        One row per model, flat like
+        :func:`nanowire_utils.real.evaluation.evaluate_instances`: ``model`` (the run
+        number in Table 1), ``accuracy``, ``bbox_AP`` ... ``segm_APl`` in percent (``nan``
+        where the paper prints NaN).
+
+    Raises
+    ------
+    ValueError
+        For an unknown modality.
+    """
     check_choice("modality", modality, MODALITIES)
     rows = []
     for no, acc, *pairs in REAL_IMAGE_TABLES[modality]:
