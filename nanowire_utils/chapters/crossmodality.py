@@ -468,7 +468,8 @@ def settings_table(results, digits: int = 1):
         row["instances post"] = len(r.post)
         row["seconds"] = r.seconds
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["image", "setting"]).round(digits)
+    df = pd.DataFrame(rows).set_index(["image", "setting"])
+    return df.round({c: (2 if c == "input scale" else digits) for c in df.columns})
 
 
 def effect_text(table, baseline: str, other: str, metrics=("segm AP post", "accuracy post")) -> str:
