@@ -6,8 +6,18 @@ from nanowire_utils.chapters.crossmodality import TITLES, ModalityResult, partic
 
 
 def plot_preprocessing(result: ModalityResult):
-    """The image as read, what the network saw (after preprocessing and rescaling), and
-    their gray-value histograms. Returns the Figure."""
+    """The image as read, what the network saw (after preprocessing and rescaling), and their gray-value histograms.
+
+    Parameters
+    ----------
+    result : ModalityResult
+        One modality's result from :mod:`nanowire_utils.chapters.crossmodality`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels: the image, the network input and the histograms.
+    """
     import matplotlib.pyplot as plt
 
     from nanowire_utils.viz.plotting import intensity_histograms
@@ -26,8 +36,21 @@ def plot_preprocessing(result: ModalityResult):
 
 
 def plot_predictions(result: ModalityResult):
-    """Predicted instances over the image and the TP (blue) / FN (red) / FP (green) pixel map,
-    before (top) and after (bottom) post-processing, as in the paper's Figs. 7, 9, 11."""
+    """Predicted instances and the TP/FN/FP pixel map, as in the paper's Figs. 7, 9, 11.
+
+    TP pixels blue, FN red, FP green; before (top row) and after (bottom row)
+    post-processing.
+
+    Parameters
+    ----------
+    result : ModalityResult
+        One modality's result from :mod:`nanowire_utils.chapters.crossmodality`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 2 x 3 grid of panels.
+    """
     import matplotlib.pyplot as plt
 
     from nanowire_utils.viz.plotting import plot_comparison
@@ -45,8 +68,27 @@ def plot_predictions(result: ModalityResult):
 
 
 def plot_statistics(result: ModalityResult, which: str = "post", bins: int = 20):
-    """Histograms with KDEs of area, aspect ratio and orientation, predicted vs reference
-    (the paper's Figs. 8, 10, 12). Returns the Figure."""
+    """Histograms with KDEs of area, aspect ratio and orientation, predicted vs reference (the paper's Figs. 8, 10, 12).
+
+    Parameters
+    ----------
+    result : ModalityResult
+        One modality's result from :mod:`nanowire_utils.chapters.crossmodality`.
+    which : str
+        ``"post"`` (post-processed predictions) or ``"raw"``.
+    bins : int
+        Number of histogram bins.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per descriptor.
+
+    Raises
+    ------
+    ValueError
+        When ``which`` is neither ``"post"`` nor ``"raw"``.
+    """
     from nanowire_utils.viz.statistics import plot_distributions
 
     pred_df, ref_df = particle_tables(result, which=which)

@@ -37,11 +37,17 @@ LOSS_TERMS = {
 
 
 def loss_terms_table() -> list[dict]:
-    """Rows ``{"torchvision loss", "paper term", "stage", "what it measures"}``, one per loss.
+    """The five training losses of Mask R-CNN next to the paper's terms, as table rows.
 
     The paper's Eq. 1 names the three losses of the heads; the RPN adds the same two kinds
     (classification and box regression) for its anchors, and detectron2 and torchvision sum
     all five into the training loss.
+
+    Returns
+    -------
+    list of dict
+        Rows ``{"torchvision loss", "paper term", "stage", "what it measures"}``, one per
+        loss.
     """
     return [
         {"torchvision loss": k, "paper term": t, "stage": s, "what it measures": d}
@@ -55,15 +61,16 @@ def draw_architecture(cfg=None, ax=None):
 
     Parameters
     ----------
-    cfg:
+    cfg : TrainConfig or dict or None
         Optional :class:`~nanowire_utils.maskrcnn.config.TrainConfig` (or flat dict): the labels then
         show its ResNet depth, FPN channels, anchor counts and ROIAlign sizes.
-    ax:
+    ax : matplotlib.axes.Axes or None
         Matplotlib Axes to draw into; None makes a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure drawn on.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -226,17 +233,23 @@ def model_internals(model, image: np.ndarray) -> Internals:
 
     Parameters
     ----------
-    model:
+    model : torchvision.models.detection.MaskRCNN
         A model from :func:`~nanowire_utils.maskrcnn.model.build_model` or
         :func:`~nanowire_utils.maskrcnn.model.load_checkpoint` (any weights; left in eval mode).
-    image:
-        Gray (H, W) image, float in [0, 1] (as :func:`nanowire_utils.maskrcnn.loading.read_image` gives).
+    image : numpy.ndarray of float, shape (H, W)
+        Gray image in [0, 1] (as :func:`nanowire_utils.maskrcnn.loading.read_image` gives).
 
     Returns
     -------
     Internals
         Feature maps per FPN level, all anchors, the RPN proposals with their objectness, the
-        ROIAlign crop and mask probability of the best detection, and the final detections.
+        ROIAlign crop and mask probability of the best detection, and the final detections
+        (boxes in input pixels).
+
+    Raises
+    ------
+    ValueError
+        When ``image`` is not 2D or not in [0, 1].
     """
     import torch
     from torchvision.models.detection.rpn import concat_box_prediction_layers
@@ -303,10 +316,29 @@ def model_internals(model, image: np.ndarray) -> Internals:
 
 
 def anchors_at(inner: Internals, level: int, y: float, x: float) -> np.ndarray:
-    """The anchors (A, 4) of FPN level ``level`` (0 = P2) at the grid position nearest below (y, x) px.
+    """The anchors of one FPN level at the grid position nearest below a point.
 
     torchvision places the anchors of a level at multiples of its stride; these are the rows
     of ``inner.anchors`` for that position, in the order of the sizes x aspect ratios.
+
+    Parameters
+    ----------
+    inner : Internals
+        What :func:`model_internals` kept.
+    level : int
+        FPN level index (0 = P2).
+    y, x : float
+        The point (pixels).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (A, 4)
+        The anchors as x0, y0, x1, y1 (pixels).
+
+    Raises
+    ------
+    ValueError
+        When ``level`` is out of range.
     """
     n_levels = len(inner.features)
     check_range("level", level, 0, n_levels - 1)
@@ -322,7 +354,20 @@ def anchors_at(inner: Internals, level: int, y: float, x: float) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes (torchvision.ops.box_iou on numpy arrays)."""
+    """IoU matrix of two sets of boxes (torchvision.ops.box_iou on numpy arrays).
+
+    Parameters
+    ----------
+    a : numpy.ndarray of float, shape (N, 4)
+        Boxes as x0, y0, x1, y1 (pixels).
+    b : numpy.ndarray of float, shape (M, 4)
+        Boxes as x0, y0, x1, y1 (pixels).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, M)
+        IoU of every pair, in [0, 1].
+    """
     import torch
     from torchvision.ops import box_iou as _iou
 
@@ -332,11 +377,30 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def positive_anchors(inner: Internals, boxes: np.ndarray, fg_iou: float = 0.7) -> np.ndarray:
-    """Indices of the anchors the RPN would train as *object* for reference ``boxes`` (xyxy).
+    """Indices of the anchors the RPN would train as *object* for reference boxes.
 
     As in torchvision's and detectron2's matcher: an anchor is positive when its IoU with a
     reference box reaches ``fg_iou`` (``MODEL.RPN.IOU_THRESHOLDS[1]``), and, for each
     reference, the anchors of highest IoU are positive too (so that every object gets one).
+
+    Parameters
+    ----------
+    inner : Internals
+        What :func:`model_internals` kept.
+    boxes : numpy.ndarray of float, shape (K, 4)
+        Reference boxes as x0, y0, x1, y1 (pixels).
+    fg_iou : float
+        IoU threshold for a positive anchor, in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Indices into ``inner.anchors``.
+
+    Raises
+    ------
+    ValueError
+        When ``fg_iou`` is outside [0, 1].
     """
     check_range("fg_iou", fg_iou, 0, 1)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -350,7 +414,23 @@ def positive_anchors(inner: Internals, boxes: np.ndarray, fg_iou: float = 0.7) -
 
 
 def feature_energy(feature: np.ndarray) -> np.ndarray:
-    """(h, w) root-mean-square over the channels of a (C, h, w) feature map: where the level responds."""
+    """Where a feature map responds: root-mean-square over its channels.
+
+    Parameters
+    ----------
+    feature : numpy.ndarray, shape (C, h, w)
+        A feature map.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (h, w)
+        The channel RMS.
+
+    Raises
+    ------
+    ValueError
+        When ``feature`` is not 3D.
+    """
     f = np.asarray(feature, np.float32)
     if f.ndim != 3:
         raise ValueError(f"feature must be (C, h, w), got shape {f.shape}")
@@ -366,7 +446,18 @@ def _draw_boxes(ax, boxes, color, lw=1.0, alpha=1.0, ls="-"):
 
 
 def plot_feature_maps(inner: Internals):
-    """The image and, per FPN level, the channel RMS of its feature map (same extent as the image)."""
+    """The image and, per FPN level, the channel RMS of its feature map (same extent as the image).
+
+    Parameters
+    ----------
+    inner : Internals
+        What :func:`model_internals` kept.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel for the image and one per FPN level.
+    """
     import matplotlib.pyplot as plt
 
     n = len(inner.features) + 1
@@ -390,7 +481,29 @@ def plot_anchors_and_proposals(
     """Three panels: the anchors at one image position (every level), the positive anchors of the
     reference boxes, and the RPN's ``top_n`` proposals coloured by objectness.
 
-    ``point`` (y, x) px defaults to the centre of the largest reference box, else the image centre.
+    Parameters
+    ----------
+    inner : Internals
+        What :func:`model_internals` kept.
+    reference_boxes : numpy.ndarray of float, shape (K, 4), or None
+        Reference boxes as x0, y0, x1, y1 (pixels).
+    point : tuple of float or None
+        ``(y, x)`` (pixels) of the anchors shown; default the centre of the largest
+        reference box, else the image centre.
+    fg_iou : float
+        IoU threshold of a positive anchor (:func:`positive_anchors`).
+    top_n : int
+        Number of proposals drawn (>= 1).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The three panels.
+
+    Raises
+    ------
+    ValueError
+        When ``top_n`` < 1 or ``fg_iou`` is outside [0, 1].
     """
     import matplotlib.pyplot as plt
     from matplotlib import colormaps
@@ -457,8 +570,21 @@ def plot_anchors_and_proposals(
 
 
 def plot_roi(inner: Internals):
-    """ROIAlign and the mask head for one ROI: the box on the image, the ROIAlign output
-    (channel RMS, r x r) and the predicted 2r x 2r mask probability."""
+    """ROIAlign and the mask head for one ROI.
+
+    Three panels: the box on the image, the ROIAlign output (channel RMS, r x r) and the
+    predicted 2r x 2r mask probability.
+
+    Parameters
+    ----------
+    inner : Internals
+        What :func:`model_internals` kept.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The three panels (empty ones when there was no proposal).
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), constrained_layout=True)

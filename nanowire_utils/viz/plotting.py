@@ -17,10 +17,22 @@ from nanowire_utils.instances import Instances
 
 
 def instance_colors(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` distinct RGB colours (floats in [0, 1], shape (n, 3)) for instance masks.
+    """Distinct colours for instance masks.
 
     Colours cycle through matplotlib's ``tab20`` in a shuffled order, so that neighbouring
     labels (wires deposited one after another, often close together) get unlike colours.
+
+    Parameters
+    ----------
+    n : int
+        Number of colours.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, 3)
+        RGB colours in [0, 1].
     """
     import matplotlib
 
@@ -36,19 +48,29 @@ def overlay_masks(
 
     Parameters
     ----------
-    image:
+    image : numpy.ndarray, shape (H, W) or (H, W, 3)
         2D gray image (any dtype; displayed with its own min-max range) or RGB.
-    masks:
-        Boolean array (N, H, W), one mask per instance, matching the image's (H, W).
-        Overlapping masks are blended in the order given.
-    ax:
+    masks : numpy.ndarray of bool, shape (N, H, W)
+        One mask per instance, matching the image's (H, W). Overlapping masks are blended
+        in the order given.
+    ax : matplotlib.axes.Axes or None
         Matplotlib axes to draw on; a new figure is made if None.
-    alpha:
+    alpha : float
         Opacity of the mask colours (0-1).
-    outline:
+    outline : bool
         Also draw each mask's outline in its colour, so overlapping wires stay apart.
+    seed : int
+        Seed of the colour order (:func:`instance_colors`).
 
-    Returns the axes.
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        When the masks do not match the image's size or ``alpha`` is outside [0, 1].
     """
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
@@ -83,9 +105,32 @@ def show_images(
     size: float = 3.0,
     cmap: str = "gray",
 ):
-    """Show images side by side in a grid; returns ``(fig, axes)`` (axes flattened).
+    """Show images side by side in a grid.
 
-    ``size`` is the width of one panel in inches. Unused panels are hidden.
+    Parameters
+    ----------
+    images : sequence of numpy.ndarray
+        The images (at least one).
+    titles : sequence of str or None
+        One title per image.
+    ncols : int
+        Panels per row.
+    size : float
+        Width (and height) of one panel (inches).
+    cmap : str
+        Matplotlib colormap for gray images.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    axes : numpy.ndarray of matplotlib.axes.Axes
+        The panels, flattened; unused panels are hidden.
+
+    Raises
+    ------
+    ValueError
+        When there is no image, or titles and images differ in number.
     """
     import matplotlib.pyplot as plt
 
@@ -111,9 +156,24 @@ def intensity_histograms(images: Mapping[str, np.ndarray], ax=None, bins: int = 
     """Overlaid gray-value histograms of several images, as densities on a 0-1 scale.
 
     Each image is divided by its dtype's full range (255 for uint8, 65535 for uint16, 1 for
-    floats), so an 8-bit real image and a float rendering share one axis. ``log`` uses a
-    logarithmic count axis, which keeps the few bright overlap pixels visible next to the
-    large background peak. Returns the axes.
+    floats), so an 8-bit real image and a float rendering share one axis.
+
+    Parameters
+    ----------
+    images : mapping of str to numpy.ndarray
+        Legend label to image.
+    ax : matplotlib.axes.Axes or None
+        Axes to draw on; a new figure is made if None.
+    bins : int
+        Number of bins over [0, 1].
+    log : bool
+        Use a logarithmic count axis, which keeps the few bright overlap pixels visible
+        next to the large background peak.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
     """
     import matplotlib.pyplot as plt
 
@@ -136,7 +196,26 @@ def lognormal_pdf(x: np.ndarray, mean: float, std: float, value_range: tuple[flo
 
     This is the distribution :class:`~nanowire_utils.synth.geometry.NetworkParams` documents for wire
     lengths and widths (drawn log-normal, redrawn until inside the range), so a histogram of
-    generated values can be compared with what was asked for. Units are those of ``x``.
+    generated values can be compared with what was asked for.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of float
+        Where to evaluate the density (any unit, e.g. voxels), any shape.
+    mean, std : float
+        Mean and standard deviation of the untruncated log-normal (units of ``x``, > 0).
+    value_range : tuple of float
+        ``(low, high)`` truncation range (units of ``x``).
+
+    Returns
+    -------
+    numpy.ndarray of float
+        The density (per unit of ``x``), same shape as ``x``, 0 outside the range.
+
+    Raises
+    ------
+    ValueError
+        When ``mean`` or ``std`` is not positive.
     """
     if mean <= 0 or std <= 0:
         raise ValueError(f"mean and std must be > 0, got mean={mean}, std={std}")
@@ -162,8 +241,26 @@ def hist_vs_expected(
 ):
     """Histogram of generated ``values`` (as a density) with the requested density drawn over it.
 
-    ``expected_x`` and ``expected_pdf`` are the curve of the distribution that was asked for
-    (e.g. from :func:`lognormal_pdf`). Returns the axes.
+    Parameters
+    ----------
+    values : array_like of float
+        The generated values.
+    expected_x, expected_pdf : array_like of float
+        The curve of the distribution that was asked for (e.g. from
+        :func:`lognormal_pdf`), same length.
+    ax : matplotlib.axes.Axes or None
+        Axes to draw on; a new figure is made if None.
+    bins : int
+        Number of histogram bins.
+    xlabel : str
+        Label of the x axis (with its unit).
+    label : str
+        Legend label of the histogram.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
     """
     import matplotlib.pyplot as plt
 
@@ -179,10 +276,29 @@ def hist_vs_expected(
 
 
 def overlay_array(image, instances: Instances, alpha: float = 0.45, seed: int = 0) -> np.ndarray:
-    """uint8 RGB (H, W, 3) picture of ``image`` in gray with each instance tinted in its own
-    colour (opacity ``alpha``; colours from :func:`instance_colors` with ``seed``) and outlined.
+    """Picture of an image in gray with each instance tinted in its own colour and outlined.
 
-    ``image`` is an array (gray or RGB, any dtype) or the path of an image file."""
+    Parameters
+    ----------
+    image : numpy.ndarray or str or pathlib.Path
+        An array (gray or RGB, any dtype) or the path of an image file.
+    instances : Instances
+        Instances of that image.
+    alpha : float
+        Opacity of the instance colours, in [0, 1].
+    seed : int
+        Seed of the colours (:func:`instance_colors`).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (H, W, 3)
+        The RGB picture.
+
+    Raises
+    ------
+    ValueError
+        When ``alpha`` is outside [0, 1] or the instances are for another image size.
+    """
     from skimage.segmentation import find_boundaries
 
     from nanowire_utils.real.preprocessing import read_image, to_gray_float
@@ -203,14 +319,23 @@ def overlay(image, instances: Instances, ax=None, alpha: float = 0.45, path=None
 
     Parameters
     ----------
-    image: the image the instances were predicted on (array or path).
-    instances: predictions or references for it.
-    ax: draw into this Axes; None makes a new figure (no pyplot state, safe in loops).
-    alpha: opacity of the instance colours (0-1).
-    path: also save the figure as a PNG here.
-    title: axes title; default ``"<n> instances"``.
+    image : numpy.ndarray or str or pathlib.Path
+        The image the instances were predicted on (array or path).
+    instances : Instances
+        Predictions or references for it.
+    ax : matplotlib.axes.Axes or None
+        Draw into this Axes; None makes a new figure (no pyplot state, safe in loops).
+    alpha : float
+        Opacity of the instance colours (0-1).
+    path : str or pathlib.Path or None
+        Also save the figure as a PNG here.
+    title : str or None
+        Axes title; default ``"<n> instances"``.
 
-    Returns the matplotlib Figure.
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
     """
     arr = overlay_array(image, instances, alpha=alpha)
     if ax is None:
@@ -239,9 +364,34 @@ def overlay(image, instances: Instances, ax=None, alpha: float = 0.45, path=None
 
 
 def plot_comparison(pred, ref, image=None, *, axes=None, title: str | None = None, show_scores: bool = True):
-    """Figure like the paper's Figs. 7, 9, 11: with ``image``, three panels (image, predicted
-    instances over the image, comparison map); without, the comparison map alone. The map's
-    title gives the foreground accuracy. Returns the matplotlib Figure."""
+    """Figure like the paper's Figs. 7, 9, 11: predictions against references.
+
+    Parameters
+    ----------
+    pred : Instances
+        Predicted instances.
+    ref : Instances
+        Reference instances of the same image.
+    image : numpy.ndarray or None
+        With it, three panels (image, predicted instances over the image, comparison
+        map); without, the comparison map alone.
+    axes : sequence of matplotlib.axes.Axes or None
+        Three axes (one without ``image``) to draw on; a new figure is made if None.
+    title : str or None
+        Figure title.
+    show_scores : bool
+        Give the foreground accuracy (percent) in the map's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Raises
+    ------
+    ValueError
+        When ``axes`` holds the wrong number of axes, or the image sizes differ.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 

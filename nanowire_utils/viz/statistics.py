@@ -16,11 +16,35 @@ def plot_distributions(
     labels=("prediction", "reference"),
     axes=None,
 ):
-    """Histograms (density) with Gaussian kernel density estimates of ``columns``, predicted
-    vs reference, one panel per column, like the paper's Figs. 8, 10 and 12.
+    """Predicted vs reference distributions of particle descriptors, like the paper's Figs. 8, 10 and 12.
 
-    Returns the matplotlib Figure. Columns with fewer than two finite values in a table get
-    a histogram but no KDE for that table.
+    Histograms (density) with Gaussian kernel density estimates, one panel per column.
+    Columns with fewer than two finite values in a table get a histogram but no KDE for
+    that table.
+
+    Parameters
+    ----------
+    pred_df, ref_df : pandas.DataFrame
+        Predicted and reference tables from
+        :func:`~nanowire_utils.real.statistics.particle_table`.
+    columns : sequence of str
+        Columns to plot (area in pixels^2, orientation in degrees, ...).
+    bins : int
+        Number of histogram bins.
+    labels : tuple of str
+        Legend labels of the predicted and reference tables.
+    axes : sequence of matplotlib.axes.Axes or None
+        One axes per column; a new figure is made when None.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the panels.
+
+    Raises
+    ------
+    ValueError
+        When a column is not in a table.
     """
     import matplotlib.pyplot as plt
     from scipy.stats import gaussian_kde

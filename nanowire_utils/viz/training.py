@@ -9,7 +9,15 @@ from nanowire_utils.maskrcnn.torchvision_engine import LOSS_KEYS
 def plot_training_curves(run_dir):
     """Losses (left) and validation AP (right) vs iteration, from ``RUN_DIR/metrics.jsonl``.
 
-    Returns the matplotlib Figure.
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        A training run folder.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels: training losses (log scale) and validation AP (percent).
     """
     import matplotlib.pyplot as plt
 

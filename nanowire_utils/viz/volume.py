@@ -18,22 +18,29 @@ def plot_volume_3d(volume, ax=None, max_size: int = 128, max_points: int = 60000
 
     Parameters
     ----------
-    volume:
-        Label volume (H, B, W) or a :class:`~nanowire_utils.synth.geometry.Network`.
-    ax:
+    volume : numpy.ndarray of int, shape (H, B, W), or Network
+        Label volume in (z, y, x) order, or a
+        :class:`~nanowire_utils.synth.geometry.Network`.
+    ax : mpl_toolkits.mplot3d.axes3d.Axes3D or None
         A matplotlib 3D axes; a new figure is made when None.
-    max_size:
+    max_size : int
         Largest side of the downsampled grid (voxels).
-    max_points:
+    max_points : int
         At most this many points are drawn (a random subset beyond it).
-    cmap:
+    cmap : str
         Matplotlib colormap for the labels.
-    seed:
+    seed : int
         Seed of the point subset.
 
     Returns
     -------
-    The matplotlib 3D axes.
+    mpl_toolkits.mplot3d.axes3d.Axes3D
+        The axes drawn on (axes in voxels).
+
+    Raises
+    ------
+    ValueError
+        When ``volume`` is not 3D.
     """
     import matplotlib.pyplot as plt
 
