@@ -251,10 +251,15 @@ TORCHVISION_IGNORED = tuple(k.name for k in KEYS if k.torchvision.startswith("ig
 def torchvision_mapping() -> list[dict]:
     """The detectron2-key -> torchvision table, one row per key.
 
-    Rows are dicts with ``key``, ``default``, ``torchvision`` (what the torchvision engine
-    does with it; ``"-"`` for keys that only matter outside the model), ``ignored_by_torchvision``
-    (accepted but without effect there; such keys are reported when set) and ``doc``. Render
-    with ``pandas.DataFrame(torchvision_mapping())``.
+    Render with ``pandas.DataFrame(torchvision_mapping())``.
+
+    Returns
+    -------
+    list of dict
+        Rows with ``key``, ``default``, ``torchvision`` (what the torchvision engine does
+        with it; ``"-"`` for keys that only matter outside the model),
+        ``ignored_by_torchvision`` (accepted but without effect there; such keys are
+        reported when set), ``project_key`` and ``doc``.
     """
     rows = []
     for k in KEYS:
@@ -302,6 +307,19 @@ class TrainConfig:
     Every assignment is checked: unknown keys raise ValueError with the closest valid key,
     bad values raise ValueError naming the key and the valid range. :meth:`validate` checks
     keys against each other (e.g. STEPS within MAX_ITER, no frozen BN from scratch).
+
+    Parameters
+    ----------
+    values : dict or None
+        Keys to set over detectron2's defaults, flat (``{"SOLVER.BASE_LR": 0.01}``) or
+        nested (``{"SOLVER": {"BASE_LR": 0.01}}``); each is checked.
+    preset : str or None
+        The preset the values came from (provenance only).
+
+    Raises
+    ------
+    ValueError
+        On an unknown key or a bad value.
     """
 
     def __init__(self, values: dict | None = None, preset: str | None = None):
@@ -314,11 +332,31 @@ class TrainConfig:
     # ---- construction
     @classmethod
     def from_preset(cls, name: str = "auto", overrides: dict | None = None, **kw) -> TrainConfig:
-        """Preset ``name`` (smoke, cpu, paper, auto) with ``overrides`` applied and validated.
+        """A training preset with overrides applied, validated.
 
         Overrides use the dotted keys: ``from_preset("cpu", **{"SOLVER.BASE_LR": 0.01})``,
         ``from_preset("cpu", {"SOLVER.BASE_LR": 0.01})``; in keyword form ``__`` stands for
         a dot: ``from_preset("cpu", SOLVER__BASE_LR=0.01)``.
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`PRESET_NAMES` (``smoke``, ``cpu``, ``cpu-finetune``, ``paper``,
+            ``auto``; see :func:`resolve_preset_name`).
+        overrides : dict or None
+            ``{"DETECTRON2.KEY": value}`` applied over the preset.
+        **kw
+            More overrides, ``__`` standing for a dot (applied after ``overrides``).
+
+        Returns
+        -------
+        TrainConfig
+            The validated configuration.
+
+        Raises
+        ------
+        ValueError
+            On an unknown preset or key, a bad value or inconsistent keys.
         """
         name = resolve_preset_name(name, for_training=True)
         cfg = cls(PRESETS[name], preset=name)
@@ -331,10 +369,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """From a flat (``{"SOLVER.BASE_LR": ...}``) or nested (``{"SOLVER": {"BASE_LR": ...}}``) dict.
+        """A configuration from a dict, e.g. a ``config.json`` already loaded.
 
-        Keys starting with ``_`` (provenance written by training, e.g. ``_preset``) are kept
-        aside in :attr:`extra`.
+        Parameters
+        ----------
+        d : dict
+            Flat (``{"SOLVER.BASE_LR": ...}``) or nested (``{"SOLVER": {"BASE_LR": ...}}``).
+            Keys starting with ``_`` (provenance written by training, e.g. ``_preset``) are
+            kept aside in :attr:`extra`.
+
+        Returns
+        -------
+        TrainConfig
+            The configuration (keys checked one by one, not :meth:`validate`-d).
+
+        Raises
+        ------
+        ValueError
+            On an unknown key or a bad value.
         """
         d = dict(d)
         extra = {k: d.pop(k) for k in list(d) if k.startswith("_")}
@@ -344,7 +396,25 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path) -> TrainConfig:
-        """Read a ``config.json`` written by :meth:`to_json` (or by training)."""
+        """Read a ``config.json`` written by :meth:`to_json` (or by training).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The JSON file, or a run folder holding ``config.json``.
+
+        Returns
+        -------
+        TrainConfig
+            The configuration (see :meth:`from_dict`).
+
+        Raises
+        ------
+        FileNotFoundError
+            When the file does not exist.
+        ValueError
+            When it is not valid JSON, or holds an unknown key or a bad value.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / "config.json"
@@ -358,10 +428,28 @@ class TrainConfig:
 
     # ---- access
     def set(self, key: str, value=..., *, parse_strings: bool = False) -> TrainConfig:
-        """Set one key. ``set("KEY=VALUE")`` parses VALUE with the package's one override
-        syntax (YAML scalars, :mod:`nanowire_utils.overrides`), as every ``--set`` does.
+        """Set one key, checking its value.
 
-        Returns ``self`` so calls chain.
+        Parameters
+        ----------
+        key : str
+            A detectron2 key, or ``"KEY=VALUE"`` when ``value`` is not given: VALUE is then
+            parsed with the package's one override syntax (YAML scalars,
+            :mod:`nanowire_utils.overrides`), as every ``--set`` does.
+        value : object
+            The new value.
+        parse_strings : bool
+            Parse a string ``value`` with the override syntax too.
+
+        Returns
+        -------
+        TrainConfig
+            ``self``, so calls chain.
+
+        Raises
+        ------
+        ValueError
+            On an unknown key (with the closest valid one) or a bad value.
         """
         if value is ...:
             key, value = parse_assignment(key)
@@ -385,35 +473,105 @@ class TrainConfig:
         return key in self._values
 
     def get(self, key, default=None):
+        """The value of a key, like :meth:`dict.get`.
+
+        Parameters
+        ----------
+        key : str
+            A detectron2 key.
+        default : object
+            Returned when the key is unknown.
+
+        Returns
+        -------
+        object
+            The value, or ``default``.
+        """
         return self._values.get(key, default)
 
     def keys(self):
+        """The detectron2 keys, in table order.
+
+        Returns
+        -------
+        dict_keys
+            All keys.
+        """
         return self._values.keys()
 
     def items(self):
+        """The ``(key, value)`` pairs, in table order.
+
+        Returns
+        -------
+        dict_items
+            All pairs.
+        """
         return self._values.items()
 
     def replace(self, **values) -> TrainConfig:
-        """A checked copy with ``values`` set (dotted keys: ``cfg.replace(**{"SOLVER.MAX_ITER": 10})``)."""
+        """A checked copy with some keys changed.
+
+        Parameters
+        ----------
+        **values
+            Dotted keys and values: ``cfg.replace(**{"SOLVER.MAX_ITER": 10})``.
+
+        Returns
+        -------
+        TrainConfig
+            The copy; ``self`` is unchanged.
+
+        Raises
+        ------
+        ValueError
+            On an unknown key or a bad value.
+        """
         new = self.copy()
         for k, v in values.items():
             new.set(k, v)
         return new
 
     def copy(self) -> TrainConfig:
+        """An independent copy (values, preset and provenance).
+
+        Returns
+        -------
+        TrainConfig
+            The copy.
+        """
         new = TrainConfig(preset=self.preset)
         new._values = copy.deepcopy(self._values)
         new.extra = dict(self.extra)
         return new
 
     def to_dict(self) -> dict:
-        """Flat ``{key: value}`` plus ``_preset``; what config.json holds."""
+        """The configuration as plain data; what config.json holds.
+
+        Returns
+        -------
+        dict
+            Flat ``{key: value}`` plus ``_preset``.
+        """
         d = copy.deepcopy(self._values)
         d["_preset"] = self.preset
         return d
 
     def to_json(self, path=None, extra: dict | None = None) -> str:
-        """JSON text of :meth:`to_dict` (plus ``extra`` provenance keys), written to ``path`` when given."""
+        """The configuration as JSON text, written to a file when a path is given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike or None
+            File to write (with a trailing newline).
+        extra : dict or None
+            Provenance keys added to :meth:`to_dict`.
+
+        Returns
+        -------
+        str
+            The JSON text (indent 2).
+        """
         d = self.to_dict()
         d.update(extra or {})
         text = json.dumps(d, indent=2, sort_keys=False, default=str)
@@ -422,7 +580,18 @@ class TrainConfig:
         return text
 
     def diff(self, other: TrainConfig | dict) -> dict:
-        """``{key: (mine, other's)}`` for keys whose values differ."""
+        """The keys whose values differ from another configuration's.
+
+        Parameters
+        ----------
+        other : TrainConfig or dict
+            The other configuration (a dict is read with :meth:`from_dict`).
+
+        Returns
+        -------
+        dict
+            ``{key: (mine, other's)}``.
+        """
         o = other if isinstance(other, TrainConfig) else TrainConfig.from_dict(other)
         return {k: (v, o._values[k]) for k, v in self._values.items() if v != o._values[k]}
 
@@ -435,7 +604,19 @@ class TrainConfig:
 
     # ---- cross-key checks
     def validate(self) -> TrainConfig:
-        """Check keys against each other; raise ValueError saying what to change."""
+        """Check keys against each other.
+
+        Returns
+        -------
+        TrainConfig
+            ``self``, so calls chain.
+
+        Raises
+        ------
+        ValueError
+            Saying what to change (e.g. IOU_THRESHOLDS out of order, decreasing STEPS,
+            frozen layers when training from scratch, anchors not per FPN level).
+        """
         v = self._values
         lo, hi = v["MODEL.RPN.IOU_THRESHOLDS"]
         if lo > hi:
@@ -489,11 +670,33 @@ class TrainConfig:
         return self
 
     def ignored_by_torchvision(self) -> dict:
-        """Keys set away from their defaults that the torchvision engine cannot honour: ``{key: value}``."""
+        """Keys set away from their defaults that the torchvision engine cannot honour.
+
+        Returns
+        -------
+        dict
+            ``{key: value}``.
+        """
         return {k: self._values[k] for k in TORCHVISION_IGNORED if self._values[k] != DEFAULTS[k]}
 
     def per_process_batch(self, world_size: int = 1) -> int:
-        """Images each of ``world_size`` processes loads per iteration (IMS_PER_BATCH / world)."""
+        """Images each process loads per iteration (``SOLVER.IMS_PER_BATCH / world_size``).
+
+        Parameters
+        ----------
+        world_size : int
+            Number of training processes (GPUs).
+
+        Returns
+        -------
+        int
+            Images per process and iteration.
+
+        Raises
+        ------
+        ValueError
+            When ``SOLVER.IMS_PER_BATCH`` is not divisible by ``world_size``.
+        """
         b = self._values["SOLVER.IMS_PER_BATCH"]
         if b % world_size:
             raise ValueError(
@@ -506,8 +709,27 @@ class TrainConfig:
 def epochs_to_iterations(epochs: float, n_images: int, ims_per_batch: int) -> tuple[int, str]:
     """The paper's epochs as detectron2 iterations: ``ceil(epochs x n_images / ims_per_batch)``.
 
-    Returns ``(iterations, explanation)``, the explanation showing the arithmetic, e.g.
-    ``"500 epochs x 800 training images / 8 images per batch = 50000 iterations"``.
+    Parameters
+    ----------
+    epochs : float
+        Passes over the training split (> 0).
+    n_images : int
+        Training images (>= 1).
+    ims_per_batch : int
+        Images per iteration (>= 1).
+
+    Returns
+    -------
+    iterations : int
+        At least 1.
+    explanation : str
+        The arithmetic, e.g.
+        ``"500 epochs x 800 training images / 8 images per batch = 50000 iterations"``.
+
+    Raises
+    ------
+    ValueError
+        When an argument is out of range.
     """
     check_range("epochs", epochs, 0, low_inclusive=False)
     check_range("n_images", n_images, 1)
@@ -518,15 +740,43 @@ def epochs_to_iterations(epochs: float, n_images: int, ims_per_batch: int) -> tu
 
 
 def iterations_to_epochs(iterations: int, n_images: int, ims_per_batch: int) -> float:
-    """Inverse of :func:`epochs_to_iterations` (epochs seen after ``iterations``)."""
+    """Epochs seen after a number of iterations (inverse of :func:`epochs_to_iterations`).
+
+    Parameters
+    ----------
+    iterations : int
+        Training iterations.
+    n_images : int
+        Training images.
+    ims_per_batch : int
+        Images per iteration.
+
+    Returns
+    -------
+    float
+        ``iterations * ims_per_batch / n_images``.
+    """
     return iterations * ims_per_batch / max(1, n_images)
 
 
 def apply_epochs(cfg: TrainConfig, n_train: int) -> tuple[TrainConfig, str | None]:
     """Resolve ``SOLVER.EPOCHS`` (when set) into MAX_ITER for a training split of ``n_train`` images.
 
-    STEPS keep their fraction of the schedule. Returns a new config and the explanation
-    (None when EPOCHS is unset); the caller logs it.
+    STEPS keep their fraction of the schedule.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration.
+    n_train : int
+        Images in the training split.
+
+    Returns
+    -------
+    cfg : TrainConfig
+        A new configuration (``cfg`` itself when EPOCHS is unset).
+    explanation : str or None
+        The arithmetic, for the caller to log; None when EPOCHS is unset.
     """
     if cfg["SOLVER.EPOCHS"] is None:
         return cfg, None
@@ -729,18 +979,40 @@ def cpu_preset_notes() -> str:
     other jobs for the first ~13 minutes): 1268 iterations in 30 minutes, synthetic test
     bbox AP 52.9, segm AP 34.7 (segm AP50 68.6). The goal of segm AP >= 60 in 30 minutes
     is not reached; segm AP still rose by 1.4 in the last 5 minutes.
+
+    Returns
+    -------
+    str
+        These notes (this docstring).
     """
     return cpu_preset_notes.__doc__
 
 
 def resolve_preset_name(name: str, for_training: bool = False) -> str:
-    """The preset ``name`` means here; other names are checked.
+    """The preset a name means on this machine; other names are checked.
 
     ``auto`` is ``paper`` with CUDA, else ``cpu``. With ``for_training=True`` (what
     :meth:`TrainConfig.from_preset` and ``nanowire-utils train --preset auto`` use), ``auto``
     on a CPU machine is ``cpu-finetune`` when torchvision's COCO weights can be had (a local
     file, the cache or a download; :func:`nanowire_utils.maskrcnn.weights.coco_weights_location`),
     else ``cpu`` from scratch; the log says which and why.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PRESET_NAMES`.
+    for_training : bool
+        Resolve ``auto`` for training (may pick ``cpu-finetune``).
+
+    Returns
+    -------
+    str
+        A concrete preset name (never ``auto``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
     """
     check_choice("preset", name, PRESET_NAMES)
     if name != "auto":
@@ -766,7 +1038,18 @@ def resolve_preset_name(name: str, for_training: bool = False) -> str:
 
 
 def dataset_spec(preset: str) -> dict:
-    """The synthetic data set a preset expects: ``{"n_images", "generator_preset", "image_size"}``."""
+    """The synthetic data set a training preset expects.
+
+    Parameters
+    ----------
+    preset : str
+        One of :data:`PRESET_NAMES`.
+
+    Returns
+    -------
+    dict
+        ``{"n_images", "generator_preset", "image_size"}`` (image size in pixels).
+    """
     p = TrainConfig.from_preset(preset)
     return {
         "n_images": p["DATASET.N_IMAGES"],
