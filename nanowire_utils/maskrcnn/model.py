@@ -54,7 +54,19 @@ ARCH_KEYS = (
 
 
 def arch_string(cfg: TrainConfig) -> str:
-    """A short name of the architecture, e.g. ``maskrcnn_R18-GN_FPN128_mask28``."""
+    """A short name of the architecture, for logs and file names.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration.
+
+    Returns
+    -------
+    str
+        E.g. ``maskrcnn_R18-GN_FPN128_mask28`` (ResNet depth and norm, FPN channels, mask
+        size in pixels).
+    """
     return (
         f"maskrcnn_R{cfg['MODEL.RESNETS.DEPTH']}-{cfg['MODEL.RESNETS.NORM']}"
         f"_FPN{cfg['MODEL.FPN.OUT_CHANNELS']}_mask{2 * cfg['MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION']}"
@@ -119,6 +131,16 @@ def build_model(cfg: TrainConfig):
     :func:`nanowire_utils.maskrcnn.weights.load_initial_weights`. Class count is
     ``MODEL.ROI_HEADS.NUM_CLASSES + 1`` (torchvision counts the background). Backbone
     stages before ``MODEL.BACKBONE.FREEZE_AT`` get ``requires_grad=False``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration (architecture, anchors, input sizes, heads).
+
+    Returns
+    -------
+    torchvision.models.detection.MaskRCNN
+        The model, with random weights, in training mode.
     """
     import torchvision
     from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -246,7 +268,18 @@ def _init_predictors_like_detectron2(model):
 
 
 def count_parameters(model) -> dict:
-    """``{"total": n, "trainable": n}`` parameters of ``model``."""
+    """Number of parameters of a model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model.
+
+    Returns
+    -------
+    dict
+        ``{"total": n, "trainable": n}``.
+    """
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}
@@ -278,7 +311,26 @@ def _describe_mismatch(model, state, cfg, ckpt_cfg) -> str:
 
 
 def load_state_checked(model, state: dict, cfg: TrainConfig, ckpt_cfg: dict | None = None, source="checkpoint"):
-    """``model.load_state_dict(state)`` (strict) raising ValueError naming the configuration that differs."""
+    """``model.load_state_dict(state)`` (strict), with an error that names what differs.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model built from ``cfg``.
+    state : dict
+        A state dict.
+    cfg : TrainConfig
+        The configuration the model was built from.
+    ckpt_cfg : dict or None
+        The configuration saved with ``state``, to name the differing keys.
+    source : str
+        Names ``state`` in the error message.
+
+    Raises
+    ------
+    ValueError
+        When keys or shapes differ, naming the configuration keys that differ.
+    """
     own = model.state_dict()
     ok = set(own) == set(state) and all(tuple(own[k].shape) == tuple(state[k].shape) for k in own)
     if not ok:
@@ -290,13 +342,32 @@ def load_state_checked(model, state: dict, cfg: TrainConfig, ckpt_cfg: dict | No
 
 
 def load_checkpoint(path_or_run_dir, map_location="cpu", cfg: TrainConfig | None = None):
-    """Load a trained model: returns ``(model in eval mode, TrainConfig)``.
+    """Load a trained torchvision model.
 
-    ``path_or_run_dir`` is a ``.pth`` file or a run directory (newest checkpoint). The model
-    is built from the checkpoint's own config, unless ``cfg`` is given (e.g. the architecture
-    you expect), in which case a mismatch raises ValueError naming the differing keys.
-    Raises FileNotFoundError when there is no checkpoint, ValueError when it is truncated,
-    corrupt, or of another architecture.
+    Parameters
+    ----------
+    path_or_run_dir : str or os.PathLike
+        A ``.pth`` file or a run directory (newest checkpoint).
+    map_location : str or torch.device
+        Where the tensors are loaded (``torch.load``'s ``map_location``).
+    cfg : TrainConfig or None
+        The architecture you expect; default the checkpoint's own config. With it, a
+        mismatch raises ValueError naming the differing keys.
+
+    Returns
+    -------
+    model : torchvision.models.detection.MaskRCNN
+        The model, in eval mode.
+    cfg : TrainConfig
+        Its configuration.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no checkpoint.
+    ValueError
+        When it is truncated, corrupt, holds no config (and ``cfg`` is None), or is of
+        another architecture.
     """
     ckpt = read_checkpoint(path_or_run_dir, map_location=map_location)
     ckpt_cfg = ckpt.get("config")
@@ -314,10 +385,22 @@ def load_checkpoint(path_or_run_dir, map_location="cpu", cfg: TrainConfig | None
 
 # --------------------------------------------------------------------------- outputs
 def outputs_to_instances(output: dict, score_thresh: float = 0.5, mask_thresh: float = 0.5) -> Instances:
-    """One image's torchvision output (``boxes``, ``scores``, ``masks`` N x 1 x H x W) as :class:`Instances`.
+    """One image's torchvision output as :class:`Instances`.
 
-    Keeps detections scoring at least ``score_thresh``; masks are the soft masks
-    thresholded at ``mask_thresh``.
+    Parameters
+    ----------
+    output : dict
+        ``boxes`` (N, 4) x0, y0, x1, y1 pixels, ``scores`` (N,), ``masks`` (N, 1, H, W)
+        soft masks in [0, 1] (torch tensors).
+    score_thresh : float
+        Keep detections scoring at least this.
+    mask_thresh : float
+        Threshold of the soft masks.
+
+    Returns
+    -------
+    Instances
+        The kept detections, on the CPU.
     """
     scores = output["scores"].detach().float().cpu().numpy()
     keep = scores >= score_thresh

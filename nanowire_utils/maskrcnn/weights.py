@@ -46,7 +46,14 @@ ENV_CACHE = "NANOWIRE_UTILS_CACHE"
 
 
 def cache_dir() -> Path:
-    """Where pretrained weights are cached: ``$NANOWIRE_UTILS_CACHE`` or torch hub's ``checkpoints``."""
+    """Where pretrained weights are cached.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$NANOWIRE_UTILS_CACHE``, else torch hub's ``checkpoints`` folder (it may not
+        exist yet).
+    """
     if os.environ.get(ENV_CACHE):
         return Path(os.environ[ENV_CACHE]).expanduser()
     try:
@@ -58,7 +65,15 @@ def cache_dir() -> Path:
 
 
 def network_allowed() -> tuple[bool, str]:
-    """Whether a download may even be tried, and why not (offline switch or CI)."""
+    """Whether a download may even be tried.
+
+    Returns
+    -------
+    allowed : bool
+        False when ``NANOWIRE_UTILS_OFFLINE`` or ``CI`` is set.
+    why : str
+        Why not (empty when allowed).
+    """
     if os.environ.get(ENV_OFFLINE, "").strip() not in ("", "0"):
         return False, f"{ENV_OFFLINE} is set"
     if os.environ.get("CI", "").strip() not in ("", "0", "false"):
@@ -67,7 +82,20 @@ def network_allowed() -> tuple[bool, str]:
 
 
 def probe_network(url: str = COCO_URL, timeout: float = 2.0) -> bool:
-    """True when a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    """Whether the host of a URL answers, without downloading anything.
+
+    Parameters
+    ----------
+    url : str
+        The URL whose host (and port, default 443) is tried.
+    timeout : float
+        How long to wait for the TCP connection (seconds).
+
+    Returns
+    -------
+    bool
+        True when a TCP connection opens within ``timeout``.
+    """
     u = urlparse(url)
     try:
         with socket.create_connection((u.hostname, u.port or 443), timeout=timeout):
@@ -79,9 +107,18 @@ def probe_network(url: str = COCO_URL, timeout: float = 2.0) -> bool:
 def coco_weights_location(allow_download: bool = True) -> tuple[str | None, str]:
     """Where the COCO weights would come from, without loading or downloading them.
 
-    Returns ``(where, why)``: ``where`` is ``"env"``, ``"cache"`` or ``"download"`` (the
-    network answers and downloads are allowed) when :func:`resolve_weights` would find them,
-    else None with ``why`` saying why not.
+    Parameters
+    ----------
+    allow_download : bool
+        Count a download as a source (when the network answers and downloads are allowed).
+
+    Returns
+    -------
+    where : str or None
+        ``"env"``, ``"cache"`` or ``"download"`` when :func:`resolve_weights` would find
+        them, else None.
+    why : str
+        The path or URL, or why they cannot be had.
     """
     env = os.environ.get(ENV_WEIGHTS, "").strip()
     if env:
@@ -100,7 +137,18 @@ def coco_weights_location(allow_download: bool = True) -> tuple[str | None, str]
 
 
 def scratch_safe(cfg: TrainConfig) -> TrainConfig:
-    """A copy of ``cfg`` that trains from scratch: no weights, GN instead of FrozenBN, nothing frozen."""
+    """A copy of a configuration that trains from scratch.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration.
+
+    Returns
+    -------
+    TrainConfig
+        A validated copy with no weights, GN instead of FrozenBN and nothing frozen.
+    """
     new = cfg.copy()
     new["MODEL.WEIGHTS"] = ""
     if new["MODEL.RESNETS.NORM"] == "FrozenBN":
@@ -112,9 +160,28 @@ def scratch_safe(cfg: TrainConfig) -> TrainConfig:
 def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[TrainConfig, dict]:
     """Decide where the initial weights come from (see the module docstring).
 
-    Returns ``(cfg, info)``: ``cfg`` possibly made scratch-safe, ``info`` =
-    ``{"source": "scratch"|"path"|"env"|"cache"|"download"|"scratch (fallback)", "path": str|None,
-    "message": str}``. Raises FileNotFoundError for an explicit path that does not exist.
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration; ``MODEL.WEIGHTS`` is ``""`` (scratch), ``"coco"`` or a path.
+    allow_download : bool
+        Allow downloading the COCO weights when they are not found locally.
+
+    Returns
+    -------
+    cfg : TrainConfig
+        ``cfg``, made scratch-safe (:func:`scratch_safe`) when the COCO weights cannot be
+        had.
+    info : dict
+        ``{"source": "scratch"|"path"|"env"|"cache"|"download"|"scratch (fallback)",
+        "path": str|None, "message": str}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        For an explicit path (or ``NANOWIRE_UTILS_WEIGHTS``) that does not exist.
+    ValueError
+        For ``"coco"`` with a ResNet depth other than 50.
     """
     spec = cfg["MODEL.WEIGHTS"].strip()
     if not spec:
@@ -181,6 +248,24 @@ def load_initial_weights(model, info: dict) -> dict:
     Parameters whose name or shape do not fit (the class-specific predictors of COCO's 91
     classes, RPN heads with other anchor counts) keep their random initialisation; their
     number is added to ``info`` (``loaded``, ``skipped``) and logged.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to load into.
+    info : dict
+        From :func:`resolve_weights`; nothing is loaded when its ``path`` is None.
+
+    Returns
+    -------
+    dict
+        A copy of ``info`` with ``loaded`` and ``skipped`` tensor counts (``info`` itself
+        when nothing was loaded).
+
+    Raises
+    ------
+    ValueError
+        When no tensor of the file fits the model.
     """
     if not info.get("path"):
         return info
