@@ -67,8 +67,24 @@ def read_image(path) -> np.ndarray:
     """Pixel array of an image file (PNG, TIFF, JPEG, BMP, ...) in its stored type.
 
     The same reader as :func:`nanowire_utils.real.preprocessing.read_image`, so real images and
-    inference read files alike. Raises FileNotFoundError for a missing file and ValueError
-    naming the file when it cannot be decoded.
+    inference read files alike.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+
+    Returns
+    -------
+    numpy.ndarray
+        The pixels, shape (H, W) or (H, W, C), in the file's own type.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing file.
+    ValueError
+        Naming the file, when it cannot be decoded.
     """
     from nanowire_utils.real.preprocessing import read_image as _read
 
@@ -99,16 +115,28 @@ def to_gray01(image, modality: str | None = None) -> np.ndarray:
 
     Parameters
     ----------
-    image:
+    image : numpy.ndarray or str or os.PathLike
         Array (H, W), (H, W, C) with C = 1-4 (gray, gray+alpha, RGB, RGBA; channels-first
         (C, H, W) is accepted too) of any integer, bool or float type, or the path of an
         image file.
-    modality:
+    modality : str or None
         None: :func:`nanowire_utils.real.preprocessing.to_gray_float` (integers / their type's
         maximum, floats in [0, 1] as they are, other floats min-max rescaled; RGB to
         luminance, alpha dropped). ``"ptychography"``, ``"stxm"`` or ``"sem"``:
         :func:`nanowire_utils.real.preprocessing.preprocess` (e.g. STXM transmission to optical
         density) on the single-channel image.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+        The gray image in [0, 1], C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        For an unknown modality, a non-numeric or empty array, or an unsupported shape.
+    FileNotFoundError
+        For a path that does not exist.
     """
     from nanowire_utils.real.preprocessing import preprocess, to_gray_float
 
@@ -131,7 +159,23 @@ def to_gray01(image, modality: str | None = None) -> np.ndarray:
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``length`` px, overlapping >= ``overlap`` px."""
+    """Start offsets of tiles covering one image side.
+
+    Parameters
+    ----------
+    length : int
+        Side length (pixels).
+    tile : int
+        Tile side (pixels).
+    overlap : int
+        Least overlap of neighbouring tiles (pixels).
+
+    Returns
+    -------
+    list of int
+        Start offsets (pixels); ``[0]`` when one tile covers the side; the last tile ends at
+        ``length``.
+    """
     if length <= tile:
         return [0]
     step = max(1, tile - overlap)
@@ -145,16 +189,28 @@ def merge_tile_instances(instances: Instances, groups, windows, merge_iou: float
 
     Parameters
     ----------
-    instances:
+    instances : Instances
         Instances with full-image masks, pooled from all tiles.
-    groups:
+    groups : sequence of int
         The tile each instance came from (one label per instance).
-    windows:
+    windows : array_like of int, shape (N, 4)
         Each instance's tile window ``(y0, y1, x0, x1)`` in image pixels.
-    merge_iou:
+    merge_iou : float
         Two instances of different tiles are the same object when, inside the region both
-        their tiles saw, their masks have IoU >= ``merge_iou``.
+        their tiles saw, their masks have IoU >= ``merge_iou``, in (0, 1].
 
+    Returns
+    -------
+    Instances
+        One instance per object, full-image masks, boxes recomputed from the merged masks.
+
+    Raises
+    ------
+    ValueError
+        When ``merge_iou`` is outside (0, 1].
+
+    Notes
+    -----
     Greedy in order of decreasing score: each instance joins the best-matching object found
     so far (its mask is added to the object's, the object keeps the highest score), or starts
     a new object. Instances of the same tile never merge (the model's own NMS separated them).
@@ -277,9 +333,30 @@ def predict_tiled(
 ) -> Instances:
     """Run ``predict_fn(gray_tile) -> Instances`` over overlapping tiles and merge the results.
 
-    ``gray`` is the (H, W) model-ready image; ``tile`` and ``overlap`` are in pixels. The
-    pieces are merged as :func:`merge_tile_instances` describes. Returns Instances with
-    full-image (H, W) masks.
+    The pieces are merged as :func:`merge_tile_instances` describes.
+
+    Parameters
+    ----------
+    predict_fn : callable
+        ``predict_fn(gray_tile) -> Instances`` on one model-ready tile.
+    gray : numpy.ndarray of float32, shape (H, W)
+        The model-ready image.
+    tile : int
+        Tile side (pixels, >= 32).
+    overlap : int
+        Overlap of neighbouring tiles (pixels, < tile / 2).
+    merge_iou : float
+        IoU at which pieces of different tiles are one object, in (0, 1].
+
+    Returns
+    -------
+    Instances
+        Full-image (H, W) masks.
+
+    Raises
+    ------
+    ValueError
+        When ``tile``, ``overlap`` or ``merge_iou`` is out of range.
     """
     check_range("tile", tile, 32, None, unit="px")
     check_range("overlap", overlap, 0, tile / 2, high_inclusive=False, unit="px")
@@ -316,7 +393,26 @@ def predict_tiled(
 
 
 def list_images(folder_or_paths) -> list[Path]:
-    """Image files of a folder (sorted, by suffix in :data:`IMAGE_SUFFIXES`) or of a path list."""
+    """The image files of a folder or a path list, checked to exist.
+
+    Parameters
+    ----------
+    folder_or_paths : str or os.PathLike or iterable of str or os.PathLike
+        A folder (its files with a suffix in :data:`IMAGE_SUFFIXES`, sorted), one file, or
+        a list of files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The image files.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a folder without images, or a file that does not exist.
+    ValueError
+        For an empty list.
+    """
     if isinstance(folder_or_paths, (str, os.PathLike)):
         p = Path(folder_or_paths)
         if p.is_dir():
@@ -350,7 +446,32 @@ def predict_folder(
     order of the files), ``out_dir/images.json`` (COCO ``images`` list naming each file) and,
     if ``overlays``, ``out_dir/<stem>_overlay.png`` per image.
 
-    Returns ``{path: Instances}`` in file order.
+    Parameters
+    ----------
+    predictor : Predictor
+        A loaded predictor (:func:`nanowire_utils.maskrcnn.engine.load_predictor`).
+    folder_or_paths : str or os.PathLike or iterable of str or os.PathLike
+        As in :func:`list_images`.
+    out_dir : str or os.PathLike or None
+        Folder for the results (created); None writes nothing.
+    progress : bool
+        Show a tqdm progress bar.
+    modality : str or None
+        Preprocessing, as in :func:`to_gray01`.
+    tile : int or None
+        As in :meth:`Predictor.predict` (None: automatic, 0: never, N: tiles of N pixels).
+    overlays : bool
+        Write an overlay PNG per image (with ``out_dir``).
+
+    Returns
+    -------
+    dict of pathlib.Path to Instances
+        ``{path: Instances}`` in file order.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`list_images`.
     """
     from tqdm.auto import tqdm
 
@@ -378,12 +499,34 @@ def predict_folder(
 
 
 def time_inference(predictor, shape=(512, 512), repeats: int = 3, tile: int | None = 0, seed: int = 0) -> dict:
-    """Seconds per image of ``predictor`` on random gray images of ``shape`` (rows, cols).
+    """Measure inference time per image on a random gray image.
 
-    One warm-up call, then the median of ``repeats`` calls. ``tile`` as in
-    :meth:`Predictor.predict` (default 0: one pass over the whole image). Returns
-    ``{"seconds_per_image", "instances", "shape", "tile", "device", "threads"}``. With random
-    weights the detection count (and so the mask head's cost) is typically at its maximum.
+    One warm-up call, then the median of ``repeats`` calls. With random weights the
+    detection count (and so the mask head's cost) is typically at its maximum.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        A loaded predictor.
+    shape : tuple of int
+        ``(rows, cols)`` of the random uint8 image (pixels).
+    repeats : int
+        Timed calls (>= 1).
+    tile : int or None
+        As in :meth:`Predictor.predict` (default 0: one pass over the whole image).
+    seed : int
+        Seed of the random image.
+
+    Returns
+    -------
+    dict
+        ``{"seconds_per_image", "instances", "shape", "tile", "device", "threads"}``
+        (median wall-clock seconds).
+
+    Raises
+    ------
+    ValueError
+        When ``repeats`` < 1.
     """
     import time
 

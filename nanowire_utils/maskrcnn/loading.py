@@ -47,16 +47,50 @@ class Record:
 
 
 def annotation_path(data_dir, split: str) -> Path:
+    """Where a split's COCO file lies in a dataset folder.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The dataset folder.
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``data_dir/annotations/instances_<split>.json`` (it may not exist).
+    """
     return Path(data_dir) / "annotations" / f"instances_{split}.json"
 
 
 def load_split(data_dir, split: str = "train", *, require_annotations: bool = False) -> tuple[dict, list[Record]]:
     """The COCO dict and the :class:`Record` list of one split.
 
-    Raises FileNotFoundError when the folder or split is missing and ValueError when the
-    split has no images, saying what to do. With ``require_annotations`` (training), images
-    without instances are skipped with a warning, and a split where every image is empty
-    is an error.
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The dataset folder (synthetic layout).
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    require_annotations : bool
+        For training: images without instances are skipped with a warning, and a split
+        where every image is empty is an error.
+
+    Returns
+    -------
+    coco : dict
+        The split's COCO dict.
+    records : list of Record
+        One per image (crowd annotations left out).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder, the split or one of its images is missing, saying what to do.
+    ValueError
+        When the split's file is invalid, has no images or (with
+        ``require_annotations``) no annotations.
     """
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
@@ -107,15 +141,36 @@ def load_split(data_dir, split: str = "train", *, require_annotations: bool = Fa
 
 
 def read_image(path) -> np.ndarray:
-    """A gray image as float32 (H, W) in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is
-    (the dataset reader's :func:`nanowire_utils.synth.dataset.load_image`)."""
+    """Read a dataset image as gray float (the dataset reader's :func:`nanowire_utils.synth.dataset.load_image`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+        Values in [0, 1]: 8-bit / 255, 16-bit / 65535, float as is.
+    """
     from nanowire_utils.synth.dataset import load_image
 
     return load_image(path)
 
 
 def decode_masks(record: Record) -> np.ndarray:
-    """The record's instance masks, bool (N, H, W)."""
+    """Decode the instance masks of a record.
+
+    Parameters
+    ----------
+    record : Record
+        One image of a split.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (N, H, W)
+        One mask per annotation.
+    """
     from nanowire_utils.coco import decode_segmentation
 
     if not record.annotations:
@@ -124,7 +179,18 @@ def decode_masks(record: Record) -> np.ndarray:
 
 
 def record_instances(record: Record) -> Instances:
-    """Reference :class:`Instances` of a record (masks decoded, tight boxes)."""
+    """Reference :class:`Instances` of a record.
+
+    Parameters
+    ----------
+    record : Record
+        One image of a split.
+
+    Returns
+    -------
+    Instances
+        Masks decoded, tight boxes (pixels), scores 1.
+    """
     return Instances.from_masks(decode_masks(record))
 
 
@@ -138,6 +204,24 @@ def augment(image: np.ndarray, masks: np.ndarray, cfg: TrainConfig, rng: np.rand
     image mean) with factors drawn uniformly from ``INPUT.AUG.BRIGHTNESS`` / ``CONTRAST``;
     the result is clipped to [0, 1]. Instances left with fewer than :data:`MIN_CROPPED_AREA`
     pixels are dropped.
+
+    Parameters
+    ----------
+    image : numpy.ndarray of float, shape (H, W)
+        Gray image in [0, 1].
+    masks : numpy.ndarray of bool, shape (N, H, W)
+        Its instance masks.
+    cfg : TrainConfig
+        Reads the ``INPUT.CROP.*`` and ``INPUT.AUG.*`` keys.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    image : numpy.ndarray of float32, shape (h, w)
+        The augmented image (``h, w`` the crop size, else ``H, W``).
+    masks : numpy.ndarray of bool, shape (M, h, w)
+        The masks transformed alike (M <= N after a crop).
     """
     if cfg["INPUT.CROP.ENABLED"]:
         ch, cw = cfg["INPUT.CROP.SIZE"]
@@ -161,7 +245,18 @@ def augment(image: np.ndarray, masks: np.ndarray, cfg: TrainConfig, rng: np.rand
 
 
 def to_tensor_image(image: np.ndarray):
-    """Gray (H, W) float in [0, 1] -> float tensor (3, H, W), the input torchvision expects."""
+    """A gray image as the input torchvision expects.
+
+    Parameters
+    ----------
+    image : numpy.ndarray of float, shape (H, W)
+        Gray image in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor of float32, shape (3, H, W)
+        The gray channel repeated three times.
+    """
     import torch
 
     t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
@@ -169,7 +264,19 @@ def to_tensor_image(image: np.ndarray):
 
 
 def to_target(masks: np.ndarray):
-    """Masks (N, H, W) bool -> torchvision target dict (boxes xyxy, labels 1, masks uint8)."""
+    """Instance masks as a torchvision training target.
+
+    Parameters
+    ----------
+    masks : numpy.ndarray of bool, shape (N, H, W)
+        The instance masks.
+
+    Returns
+    -------
+    dict
+        ``boxes`` (N, 4) float x0, y0, x1, y1 pixels, ``labels`` (N,) int64 ones,
+        ``masks`` (N, H, W) uint8 (torch tensors).
+    """
     import torch
 
     inst = Instances.from_masks(masks)
@@ -184,6 +291,15 @@ class SampleStream:
     """Training samples by global position (see the module docstring); usable as a torch Dataset.
 
     ``stream[g]`` is ``(image tensor, target dict)`` for global sample position ``g``.
+
+    Parameters
+    ----------
+    records : list of Record
+        The training split.
+    cfg : TrainConfig
+        Augmentation settings (:func:`augment`).
+    seed : int
+        Seed of the epoch permutations and of each position's augmentation.
     """
 
     def __init__(self, records: list[Record], cfg: TrainConfig, seed: int):
@@ -193,6 +309,18 @@ class SampleStream:
         self._perm_cache: dict[int, np.ndarray] = {}
 
     def index_of(self, position: int) -> int:
+        """Which record a global sample position reads.
+
+        Parameters
+        ----------
+        position : int
+            Global sample position (epoch ``position // len(records)``).
+
+        Returns
+        -------
+        int
+            Index into ``records``, from the epoch's seeded permutation.
+        """
         n = len(self.records)
         epoch, k = divmod(int(position), n)
         perm = self._perm_cache.get(epoch)
@@ -212,8 +340,24 @@ class SampleStream:
 
 
 class PositionSampler:
-    """Global positions for one process: iteration ``i``, slot ``k`` of ``per_rank`` on rank ``r``
-    is position ``i * per_rank * world + r * per_rank + k``, from ``start_iter`` to ``max_iter``."""
+    """Global positions for one process.
+
+    Iteration ``i``, slot ``k`` of ``per_rank`` on rank ``r`` is position
+    ``i * per_rank * world + r * per_rank + k``, from ``start_iter`` to ``max_iter``.
+
+    Parameters
+    ----------
+    start_iter : int
+        First iteration (resume point).
+    max_iter : int
+        Iteration to stop before.
+    per_rank : int
+        Images per process and iteration.
+    rank : int
+        This process's rank.
+    world : int
+        Number of processes.
+    """
 
     def __init__(self, start_iter: int, max_iter: int, per_rank: int, rank: int = 0, world: int = 1):
         self.start_iter, self.max_iter = start_iter, max_iter
@@ -229,12 +373,40 @@ class PositionSampler:
 
 
 def collate(batch):
-    """Lists of images and targets, as torchvision detection models take them."""
+    """Batch samples as torchvision detection models take them.
+
+    Parameters
+    ----------
+    batch : list of tuple
+        ``(image tensor, target dict)`` samples.
+
+    Returns
+    -------
+    images : list of torch.Tensor
+        The images.
+    targets : list of dict
+        The targets.
+    """
     return [b[0] for b in batch], [b[1] for b in batch]
 
 
 def make_loader(stream: SampleStream, sampler: PositionSampler, num_workers: int = 0):
-    """A DataLoader yielding ``(images, targets)`` per iteration."""
+    """A DataLoader yielding ``(images, targets)`` per iteration.
+
+    Parameters
+    ----------
+    stream : SampleStream
+        The samples.
+    sampler : PositionSampler
+        The positions this process reads; its ``per_rank`` is the batch size.
+    num_workers : int
+        DataLoader worker processes (0: in this process).
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        The loader.
+    """
     import torch
 
     return torch.utils.data.DataLoader(
@@ -253,8 +425,25 @@ def make_toy_dataset(
     """Write a trivially easy dataset (bright bars on a dark background) in the synthetic layout.
 
     For tests and quick demonstrations of the training loop without the generator: each
-    image of ``size`` x ``size`` pixels holds 2-4 axis-aligned bars, 4-8 px wide, with RLE
-    masks. ``empty_images`` extra training images have no bars. Returns ``out_dir``.
+    image holds 2-4 axis-aligned bars, 4-8 px wide, with RLE masks.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Dataset folder (created).
+    n_train, n_val, n_test : int
+        Images per split (a split with no image gets no COCO file).
+    size : int
+        Image side (pixels).
+    seed : int
+        Base seed; image ``i`` uses ``SeedSequence([seed, i])``.
+    empty_images : int
+        Extra training images without bars.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
     """
     from PIL import Image
     from pycocotools import mask as mask_util
