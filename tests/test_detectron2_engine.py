@@ -1,28 +1,39 @@
-"""Tests of nanowire_utils.maskrcnn.detectron2_engine.
+"""Tests of nanowire_utils.maskrcnn.detectron2_engine, and of the two engines side by side.
 
-The pure-Python part (config mapping, engine choice, errors without detectron2) runs
-everywhere; the rest runs only where detectron2 is importable (a GPU hub) and is skipped here.
+The pure-Python part (config mapping, the detectron2 YAML, the wheel check, errors without
+detectron2) runs everywhere. The rest needs detectron2: CI installs it from the local wheel
+(scripts/_venv.sh); without it those tests skip and say why.
 """
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+import yaml
 
 from nanowire_utils.maskrcnn import detectron2_engine as d2e
 from nanowire_utils.maskrcnn import engine
 from nanowire_utils.maskrcnn.config import TrainConfig
 
-HAS_D2 = d2e.detectron2_available()
-needs_d2 = pytest.mark.skipif(not HAS_D2, reason="detectron2 is not installed (GPU hubs only)")
+HAS_D2, WHY_NOT = d2e.available()
+needs_d2 = pytest.mark.skipif(
+    not HAS_D2,
+    reason=f"detectron2 is not importable ({WHY_NOT[:160]}); scripts/_venv.sh installs it from ../shared/wheels",
+)
 _D2_SECTIONS = ("MODEL.", "INPUT.", "SOLVER.", "DATALOADER.", "TEST.", "SEED")
+PRESETS = ("smoke", "cpu", "paper")
+ENGINES = ("torchvision", "detectron2")
 
 
 def test_mapping_is_plain_detectron2_keys():
     cfg = TrainConfig.from_preset("smoke")
     d = d2e.detectron2_overrides(cfg, device="cpu")
     assert all(k.startswith(_D2_SECTIONS) for k in d), [k for k in d if not k.startswith(_D2_SECTIONS)]
-    for k in d2e.PROJECT_KEYS:
+    for k in d2e.PROJECT_KEYS + ("SOLVER.AMP.CPU_BF16",):
         assert k not in d
     assert not any(k.startswith(("DATASET.", "INPUT.AUG.")) for k in d)
     json.dumps(d)  # plain values only
@@ -42,20 +53,35 @@ def test_mapping_is_plain_detectron2_keys():
     assert d["INPUT.MASK_FORMAT"] == "bitmask"  # the data set's masks are RLE
 
 
-def test_scratch_training_uses_groupnorm_and_freeze_at_0():
-    cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18
+@pytest.mark.parametrize("preset", PRESETS)
+def test_amp_only_on_cuda(preset):
+    """detectron2's AMPTrainer asserts CUDA: every preset maps to AMP off on a CPU."""
+    cfg = TrainConfig.from_preset(preset)
+    assert cfg["SOLVER.AMP.ENABLED"] is True  # the vocabulary's default: on, where it can be
+    assert d2e.detectron2_overrides(cfg, device="cpu")["SOLVER.AMP.ENABLED"] is False
+    assert d2e.detectron2_overrides(cfg, device="cuda")["SOLVER.AMP.ENABLED"] is True
+    off = cfg.copy().set("SOLVER.AMP.ENABLED", False)
+    assert d2e.detectron2_overrides(off, device="cuda")["SOLVER.AMP.ENABLED"] is False
+
+
+def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
+    """Architecture parity: from scratch both engines use the norms the vocabulary names."""
+    cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18 with trainable BN, no norm in FPN/heads
     assert cfg["MODEL.WEIGHTS"] == ""
     d = d2e.detectron2_overrides(cfg, device="cpu")
-    assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "BN"  # trainable BN stays trainable
+    assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "BN"
+    assert d["MODEL.FPN.NORM"] == cfg["MODEL.FPN.NORM"] == ""
+    assert d["MODEL.ROI_MASK_HEAD.NORM"] == cfg["MODEL.ROI_MASK_HEAD.NORM"] == ""
+    assert d["MODEL.ROI_BOX_HEAD.NORM"] == cfg["MODEL.ROI_BOX_HEAD.NORM"] == ""
     assert d["MODEL.BACKBONE.FREEZE_AT"] == 0
-    gn = d2e.detectron2_overrides(TrainConfig.from_preset("cpu", {"MODEL.RESNETS.NORM": "GN"}), device="cpu")
-    assert gn["MODEL.RESNETS.NORM"] == "GN" and gn["MODEL.BACKBONE.FREEZE_AT"] == 0
-    assert d["MODEL.FPN.NORM"] == "GN" and d["MODEL.ROI_MASK_HEAD.NORM"] == "GN"
-    assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
-    conv_head = d2e.detectron2_overrides(
-        TrainConfig.from_preset("cpu", {"MODEL.ROI_BOX_HEAD.NUM_CONV": 4}), device="cpu"
+    # detectron2's scratch recipe (GN everywhere) is a choice of keys, the same in both engines
+    gn = TrainConfig.from_preset(
+        "cpu",
+        {"MODEL.RESNETS.NORM": "GN", "MODEL.FPN.NORM": "GN", "MODEL.ROI_MASK_HEAD.NORM": "GN"},
     )
-    assert conv_head["MODEL.ROI_BOX_HEAD.NORM"] == "GN"
+    dg = d2e.detectron2_overrides(gn, device="cpu")
+    assert (dg["MODEL.RESNETS.NORM"], dg["MODEL.FPN.NORM"], dg["MODEL.ROI_MASK_HEAD.NORM"]) == ("GN", "GN", "GN")
+    assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
     assert d["MODEL.RESNETS.STRIDE_IN_1X1"] is False
     assert d["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64  # ResNet-18/34 need it in detectron2
     assert d["INPUT.FORMAT"] == "RGB" and d["MODEL.PIXEL_MEAN"] == cfg["MODEL.PIXEL_MEAN"]
@@ -69,11 +95,27 @@ def test_pretrained_keeps_zoo_pixel_statistics():
     assert d["MODEL.RESNETS.NORM"] == "FrozenBN" and d["MODEL.BACKBONE.FREEZE_AT"] == 2
     assert "MODEL.RESNETS.RES2_OUT_CHANNELS" not in d  # R50 keeps detectron2's 256
     assert d["MODEL.RPN.IOU_THRESHOLDS"] == [0.3, 0.6] and d["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"] == 256
+    assert d2e.detectron2_config_dict(cfg, device="cuda")["MODEL.WEIGHTS"] == d2e.COCO_WEIGHTS_URL
 
 
 def test_mapping_accepts_a_flat_dict():
     cfg = TrainConfig.from_preset("smoke")
     assert d2e.detectron2_overrides(cfg.to_dict(), device="cpu") == d2e.detectron2_overrides(cfg, device="cpu")
+
+
+def test_yaml_is_written_without_detectron2(tmp_path):
+    cfg = TrainConfig.from_preset("cpu")
+    path = d2e.write_detectron2_yaml(cfg, tmp_path / "detectron2_config.yaml", device="cpu")
+    text = path.read_text()
+    assert text.startswith("# detectron2 config") and "register_dataset" in text
+    d = yaml.safe_load(text)
+    assert d["DATASETS"] == {"TRAIN": ["nanowire_train"], "TEST": ["nanowire_val"]}
+    assert d["MODEL"]["RESNETS"]["DEPTH"] == 18 and d["MODEL"]["FPN"]["OUT_CHANNELS"] == 128
+    assert d["MODEL"]["BACKBONE"]["NAME"] == "build_resnet_fpn_backbone"  # the zoo's FPN base
+    assert d["MODEL"]["DEVICE"] == "cpu" and d["SOLVER"]["AMP"]["ENABLED"] is False
+    assert d["SOLVER"]["STEPS"] == cfg["SOLVER.STEPS"] and d["INPUT"]["CROP"]["SIZE"] == [256, 256]
+    assert d["OUTPUT_DIR"] == str(tmp_path.resolve() / "detectron2_tools")
+    assert "ENGINE" not in d and "DATASET" not in d
 
 
 def test_convert_metrics(tmp_path):
@@ -100,6 +142,53 @@ def test_convert_metrics(tmp_path):
         "loss_rpn_box_reg": 0.1,
     }
     assert recs[1]["kind"] == "eval" and recs[1]["segm/AP"] == 10.0
+
+
+# ------------------------------------------------------------------ the local wheel check
+
+
+def _fake_wheel(tmp_path, name, torch_version="2.14.1", sha=None):
+    wheel = tmp_path / name
+    wheel.write_bytes(b"not really a wheel")
+    import hashlib
+
+    digest = sha or hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (tmp_path / "README.md").write_text(
+        f"# Local wheels\n\n## {name}\n\n- sha256 `{digest}`\n- Built against torch {torch_version} / torchvision 0.29.1\n"
+        "\n## other.whl\n\n- sha256 `" + "0" * 64 + "`\n"
+    )
+    return wheel
+
+
+def test_check_wheel(tmp_path):
+    import platform
+
+    import torch
+
+    py = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    plat = f"linux_{platform.machine()}"
+    tv = torch.__version__.split("+")[0]
+    ok, msg = d2e.check_wheel(_fake_wheel(tmp_path, f"detectron2-0.6-{py}-{py}-{plat}.whl", tv))
+    assert ok, msg
+    assert "sha256 verified" in msg
+    # another Python: one line naming what it needs and what is here
+    ok, msg = d2e.check_wheel(_fake_wheel(tmp_path, f"detectron2-0.6-cp39-cp39-{plat}.whl", tv))
+    assert not ok and "needs Python 3.9" in msg and f"Python {sys.version_info[0]}.{sys.version_info[1]}" in msg
+    assert "\n" not in msg
+    # another torch
+    ok, msg = d2e.check_wheel(_fake_wheel(tmp_path, f"detectron2-0.6-{py}-{py}-{plat}.whl", "1.13.1"))
+    assert not ok and "torch 1.13.x" in msg and f"torch {tv}" in msg
+    # a file that is not the one the README describes
+    ok, msg = d2e.check_wheel(_fake_wheel(tmp_path, f"detectron2-0.6-{py}-{py}-{plat}.whl", tv, sha="a" * 64))
+    assert not ok and "sha256" in msg
+    # no README entry
+    wheel = tmp_path / f"detectron2-0.7-{py}-{py}-{plat}.whl"
+    wheel.write_bytes(b"x")
+    ok, msg = d2e.check_wheel(wheel)
+    assert not ok and "no section" in msg
+
+
+# ------------------------------------------------------------------ without detectron2
 
 
 @pytest.mark.skipif(HAS_D2, reason="checks the error shown when detectron2 is missing")
@@ -130,7 +219,76 @@ def test_load_predictor_dispatches_on_checkpoint_engine(tmp_path):
         load_predictor(tmp_path, device="cpu")
 
 
-# ------------------------------------------------------------------ with detectron2 (GPU hubs)
+# ------------------------------------------------------------------ a broken detectron2 install
+
+_BLOCK = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == {name!r} or name.startswith({name!r} + "."):
+            raise ImportError("No module named " + repr(name), name=name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def _run_blocked(module: str, code: str, tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(_BLOCK.format(name=module) + textwrap.dedent(code))
+    env = dict(os.environ, NANOWIRE_UTILS_OFFLINE="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+
+
+@needs_d2
+@pytest.mark.detectron2
+def test_broken_detectron2_is_one_line_and_torchvision_still_works(tmp_path, tiny_data):
+    """A detectron2 whose dependency fails to import: available() says why in one line, 'auto'
+    picks torchvision, the CLI prints one line, and the built-in engine trains."""
+    proc = _run_blocked(
+        "fvcore",
+        f"""
+        import json
+        from nanowire_utils.maskrcnn import detectron2_engine as d2e, engine
+        from nanowire_utils.cli import main
+        ok, why = d2e.available()
+        rc = main(["train", "--data", {str(tiny_data)!r}, "--out", {str(tmp_path / "d2")!r}, "--preset", "smoke",
+                   "--engine", "detectron2", "--no-progress"])
+        from nanowire_utils.maskrcnn.config import TrainConfig
+        res = engine.train(TrainConfig.from_preset("smoke", {{"SOLVER.MAX_ITER": 1, "SOLVER.STEPS": []}}),
+                           {str(tiny_data)!r}, {str(tmp_path / "tv")!r}, progress=False)
+        print(json.dumps({{"ok": ok, "why": why, "auto": engine.resolve_engine("auto"), "rc": rc,
+                          "iterations": res.iterations}}))
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ok"] is False and "fvcore" in out["why"] and "\n" not in out["why"]
+    assert out["auto"] == "torchvision" and out["rc"] == 2 and out["iterations"] == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("nanowire-utils train: error:")]
+    assert len(errors) == 1 and "detectron2" in errors[0] and "Traceback" not in proc.stderr
+
+
+@needs_d2
+@pytest.mark.detectron2
+def test_engine_does_not_need_pkg_resources(tmp_path):
+    """setuptools >= 82 removed pkg_resources, which detectron2's model zoo imports: the engine
+    does not use the model zoo, so it builds its config without it."""
+    proc = _run_blocked(
+        "pkg_resources",
+        """
+        from nanowire_utils.maskrcnn import detectron2_engine as d2e
+        from nanowire_utils.maskrcnn.config import TrainConfig
+        print(d2e.available())
+        c = d2e.build_detectron2_cfg(TrainConfig.from_preset("cpu"), device="cpu")
+        print(c.MODEL.RESNETS.DEPTH, c.MODEL.BACKBONE.NAME)
+        """,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[:2] == ["(True, '')", "18 build_resnet_fpn_backbone"]
+
+
+# ------------------------------------------------------------------ with detectron2
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +297,16 @@ def tiny_data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("d2") / "data"
     write_dataset(out, n=6, seed=0, config="smoke", splits=(0.5, 0.17, 0.33), workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def paper_data(tmp_path_factory):
+    """Four 512 px images of the paper's generator (the cpu and paper presets' data)."""
+    from nanowire_utils.synth.dataset import write_dataset
+
+    out = tmp_path_factory.mktemp("d2paper") / "data"
+    write_dataset(out, n=4, seed=0, config="paper", splits=(0.5, 0.25, 0.25), workers=1, progress=False)
     return out
 
 
@@ -151,23 +319,44 @@ def _tiny_cfg(**over):
         "SOLVER.IMS_PER_BATCH": 2,
         "TEST.EVAL_PERIOD": 0,
         "ENGINE": "detectron2",
-        "SOLVER.AMP.ENABLED": False,
     }
     base.update(over)
     return TrainConfig.from_preset("smoke", base)
 
 
-@pytest.mark.detectron2
 @needs_d2
+@pytest.mark.detectron2
+def test_zoo_base_is_the_model_zoo_config():
+    """ZOO_BASE (used instead of the model zoo module) is what the zoo's YAML loads."""
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+
+    zoo = get_cfg()
+    zoo.merge_from_file(model_zoo.get_config_file(d2e.BASE_CONFIG))
+    ours = get_cfg()
+    for key, value in d2e.ZOO_BASE.items():
+        *parents, last = key.split(".")
+        node = ours
+        for p in parents:
+            node = node[p]
+        node[last] = type(node[last])(value) if isinstance(node[last], tuple) else value
+    assert yaml.safe_load(ours.dump()) == yaml.safe_load(zoo.dump())
+    assert model_zoo.get_checkpoint_url(d2e.BASE_CONFIG) == d2e.COCO_WEIGHTS_URL
+
+
+@needs_d2
+@pytest.mark.detectron2
 def test_build_cfg_and_mapper(tiny_data):
     d2cfg = d2e.build_detectron2_cfg(_tiny_cfg(), device="cpu")
-    assert d2cfg.MODEL.RESNETS.NORM == "GN" and d2cfg.MODEL.BACKBONE.FREEZE_AT == 0
+    assert d2cfg.MODEL.RESNETS.NORM == "GN" and d2cfg.MODEL.BACKBONE.FREEZE_AT == 0  # the smoke preset's norm
+    assert d2cfg.MODEL.FPN.NORM == "" and d2cfg.SOLVER.AMP.ENABLED is False
     assert d2cfg.MODEL.WEIGHTS == ""
     assert d2cfg.MODEL.RESNETS.DEPTH == 18 and d2cfg.MODEL.RESNETS.RES2_OUT_CHANNELS == 64
     from detectron2.data import DatasetCatalog
 
-    name = d2e.register_split(tiny_data, "train")
-    dicts = DatasetCatalog.get(name)
+    names = d2e.register_dataset(tiny_data)
+    assert names == {"train": "nanowire_train", "val": "nanowire_val", "test": "nanowire_test"}
+    dicts = DatasetCatalog.get(names["train"])
     assert dicts and dicts[0]["annotations"]
     out = d2e.NanowireMapper(_tiny_cfg(), is_train=True)(dicts[0])
     img = out["image"]
@@ -175,26 +364,164 @@ def test_build_cfg_and_mapper(tiny_data):
     assert len(out["instances"]) > 0 and out["instances"].gt_masks.tensor.shape[-2:] == img.shape[-2:]
 
 
-@pytest.mark.detectron2
 @needs_d2
+@pytest.mark.detectron2
+@pytest.mark.parametrize("preset", ("smoke", "cpu"))
+def test_same_layers_in_both_engines(preset):
+    """Architecture parity: the same configuration builds the same layers in both engines; the
+    torchvision model has only the predictors' background rows more (parameter_difference)."""
+    from detectron2.modeling import build_model as d2_build
+
+    from nanowire_utils.maskrcnn.model import build_model, count_parameters
+
+    cfg = TrainConfig.from_preset(preset)
+    n_d2 = sum(p.numel() for p in d2_build(d2e.build_detectron2_cfg(cfg, device="cpu")).parameters())
+    n_tv = count_parameters(build_model(cfg))["total"]
+    assert n_tv - n_d2 == d2e.parameter_difference(cfg)
+
+
+def _train_cfg(preset: str, engine_name: str, **over):
+    """``preset`` for a few iterations on tiny data (AMP left as the preset has it: on)."""
+    base = {
+        "ENGINE": engine_name,
+        "DEVICE": "cpu",
+        "SOLVER.MAX_ITER": 2,
+        "SOLVER.STEPS": [1],
+        "SOLVER.WARMUP_ITERS": 1,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+        "SOLVER.IMS_PER_BATCH": 2,
+        "SOLVER.MAX_MINUTES": 0.0,
+        "SOLVER.EPOCHS": None,
+        "TEST.EVAL_PERIOD": 0,
+        "TEST.MAX_EVAL_IMAGES": 1,
+    }
+    base.update(over)
+    return TrainConfig.from_preset(preset, base)
+
+
+@needs_d2
+@pytest.mark.detectron2
 @pytest.mark.slow
-def test_train_predict_round_trip(tiny_data, tmp_path):
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_trains_with_either_engine_on_cpu(preset, engine_name, tiny_data, paper_data, tmp_path):
+    """Each preset x engine trains 2 iterations on a CPU: AMP off without CUDA, the paper preset
+    (R50-FPN, 512 px, batch reduced to 2) from scratch since COCO weights cannot be had here."""
+    data = tiny_data if preset == "smoke" else paper_data
+    cfg = _train_cfg(preset, engine_name)
+    res = engine.train(cfg, data, tmp_path / "run", progress=False)
+    assert res.iterations == 2 and res.stopped_by == "max_iter"
+    want = "scratch (fallback)" if preset == "paper" else "scratch"
+    assert res.weights["source"] == want, res.weights
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["_engine"] == engine_name and saved["_iterations_done"] == 2
+    if preset == "paper":
+        assert saved["MODEL.RESNETS.DEPTH"] == 50 and saved["MODEL.RESNETS.NORM"] == "GN"
+        assert saved["INPUT.MIN_SIZE_TRAIN"] == [512]
+    assert (tmp_path / "run" / "detectron2_config.yaml").is_file()
+    pred = engine.load_predictor(tmp_path / "run", device="cpu", score_thresh=0.0)
+    assert pred.engine == engine_name
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_data, tmp_path_factory):
+    """The same tiny configuration trained by both engines: ``{engine: run folder}``."""
+    root = tmp_path_factory.mktemp("parity")
+    runs = {}
+    for name in ENGINES:
+        cfg = _train_cfg("smoke", name, **{"SOLVER.MAX_ITER": 4, "SOLVER.STEPS": [3], "SOLVER.CHECKPOINT_PERIOD": 2})
+        res = engine.train(cfg, tiny_data, root / name, progress=False)
+        assert res.iterations == 4
+        runs[name] = root / name
+    return runs
+
+
+@needs_d2
+@pytest.mark.detectron2
+@pytest.mark.slow
+def test_parity_train_checkpoint_predict_evaluate(two_runs, tiny_data, tmp_path, capsys):
     import torch
 
-    from nanowire_utils.maskrcnn.engine import load_predictor, read_metrics
+    from nanowire_utils.cli import main
+    from nanowire_utils.maskrcnn.evaluate import evaluate_split
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = _tiny_cfg(DEVICE=device)
-    res = d2e.train(cfg, tiny_data, tmp_path / "run", eval_split=None)
-    assert res.iterations == 4
-    ckpt = torch.load(tmp_path / "run" / "model_final.pth", map_location="cpu", weights_only=True)
-    assert ckpt["engine"] == "detectron2" and "config" in ckpt
-    assert list((tmp_path / "run" / "checkpoints").glob("model_*.pth"))
-    assert read_metrics(tmp_path / "run")
-    pred = load_predictor(tmp_path / "run", device=device, score_thresh=0.0)
-    assert pred.engine == "detectron2"
-    img = (np.random.default_rng(0).random((128, 128)) * 255).astype(np.uint8)
-    inst = pred.predict(img)
-    assert inst.masks.shape[1:] == img.shape
-    big = pred.predict(np.tile(img, (2, 2)))
-    assert big.masks.shape[1:] == (256, 256)
+    data_records = {}
+    for name, run in two_runs.items():
+        ckpt = torch.load(run / "model_final.pth", map_location="cpu", weights_only=True)
+        assert ckpt["engine"] == name and "config" in ckpt
+        assert list((run / "checkpoints").glob("model_*.pth"))
+        assert engine.read_metrics(run)
+        saved = json.loads((run / "config.json").read_text())
+        data_records[name] = {k: saved["_data"][k] for k in ("n_train", "n_val", "n_images")}
+        assert saved["_weights"]["source"] == "scratch"
+        # predictions at any size, tiled when large
+        pred = engine.load_predictor(run, device="cpu", score_thresh=0.0)
+        img = (np.random.default_rng(0).random((128, 128)) * 255).astype(np.uint8)
+        assert pred.predict(img).masks.shape[1:] == img.shape
+        assert pred.predict(np.tile(img, (2, 2))).masks.shape[1:] == (256, 256)
+        # the predictions evaluate: from the run folder (dispatch on the checkpoint's engine) ...
+        m = evaluate_split(run, tiny_data, "test", progress=False)
+        assert m["n_images"] == 2 and 0.0 <= m["segm"]["AP"] <= 100.0
+        # ... and through the CLI
+        assert main(["evaluate", str(run), "--data", str(tiny_data), "--split", "test", "--device", "cpu"]) == 0
+        out = tmp_path / f"pred_{name}"
+        image = sorted((tiny_data / "images" / "test").glob("*.png"))[0]
+        assert main(["predict", str(run), str(image), "--out", str(out), "--device", "cpu"]) == 0
+        assert (out / "results.json").is_file()
+    # both engines count the data set alike (engine.count_images: all splits; train; val)
+    assert data_records["torchvision"] == data_records["detectron2"] == {"n_train": 3, "n_val": 1, "n_images": 6}
+
+
+@needs_d2
+@pytest.mark.detectron2
+@pytest.mark.slow
+def test_run_folder_of_the_other_engine_is_refused_by_name(two_runs, tiny_data, capsys):
+    from nanowire_utils.cli import main
+
+    for name, other in (("torchvision", "detectron2"), ("detectron2", "torchvision")):
+        with pytest.raises(ValueError, match=f"trained with engine '{name}', not '{other}'"):
+            engine.load_predictor(two_runs[name], device="cpu", engine=other)
+        cfg = _train_cfg("smoke", other, **{"SOLVER.MAX_ITER": 6})
+        with pytest.raises(ValueError, match=f"holds a run of the {name} engine"):
+            engine.train(cfg, tiny_data, two_runs[name], progress=False)
+        rc = main(
+            ["train", "--data", str(tiny_data), "--out", str(two_runs[name]), "--preset", "smoke", "--engine", other]
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and err[-1].startswith("nanowire-utils train: error:") and f"{name} engine" in err[-1]
+
+
+@needs_d2
+@pytest.mark.detectron2
+@pytest.mark.slow
+def test_yaml_of_a_run_loads_builds_and_trains_in_detectron2(two_runs, tiny_data, tmp_path):
+    """Each run's detectron2_config.yaml loads with get_cfg().merge_from_file, builds the
+    model, and detectron2's own DefaultTrainer (what tools/train_net.py runs) trains from it
+    after one register_dataset call."""
+    import torch
+    from detectron2.config import get_cfg
+    from detectron2.engine import DefaultTrainer
+    from detectron2.modeling import build_model
+
+    for name, run in two_runs.items():
+        cfg = get_cfg()
+        cfg.merge_from_file(str(run / "detectron2_config.yaml"))
+        assert cfg.MODEL.RESNETS.DEPTH == 18 and cfg.DATASETS.TRAIN == ("nanowire_train",)
+        model = build_model(cfg)
+        n = sum(p.numel() for p in model.parameters())
+        from nanowire_utils.maskrcnn.model import build_model as tv_build
+        from nanowire_utils.maskrcnn.model import count_parameters
+
+        vocab = TrainConfig.from_json(run / "config.json")
+        assert count_parameters(tv_build(vocab))["total"] - n == d2e.parameter_difference(vocab)
+        if name == "detectron2":  # the engine's own weights load into the model the YAML builds
+            state = torch.load(run / "model_final.pth", map_location="cpu", weights_only=True)["model"]
+            model.load_state_dict(state)
+    d2e.register_dataset(tiny_data)
+    cfg = get_cfg()
+    cfg.merge_from_file(str(two_runs["torchvision"] / "detectron2_config.yaml"))
+    cfg.merge_from_list(["SOLVER.MAX_ITER", 2, "OUTPUT_DIR", str(tmp_path / "tools"), "DATASETS.TEST", ()])
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert trainer.iter == 2 and (tmp_path / "tools" / "model_final.pth").is_file()

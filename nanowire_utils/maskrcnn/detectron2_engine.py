@@ -1,67 +1,116 @@
-"""The detectron2 engine: the paper's own Mask R-CNN implementation, for GPU machines.
+"""The detectron2 engine: the paper's own Mask R-CNN implementation.
 
 The paper trained detectron2's ``COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x`` Mask R-CNN.
 This module trains and runs that model from the project's one configuration vocabulary
 (:mod:`nanowire_utils.maskrcnn.config`, whose keys already are detectron2's), on the synthetic data
-set layout of :mod:`nanowire_utils.synth.dataset`, and writes checkpoints in the same run folder
-layout as the torchvision engine (``config.json``, ``model_final.pth``,
-``checkpoints/model_<iter>.pth``, ``last_checkpoint``; each checkpoint's ``"engine"`` is
-``"detectron2"``), so :func:`nanowire_utils.maskrcnn.engine.load_predictor` and ``nanowire-utils
-predict`` dispatch to it on their own, and :func:`nanowire_utils.maskrcnn.engine.train` calls
-:func:`train` here for ``ENGINE="detectron2"``. It imports only the engine interface
+set layout of :mod:`nanowire_utils.synth.dataset`, and writes the run folder layout of
+:mod:`nanowire_utils.maskrcnn.engine` (``config.json``, ``model_final.pth``,
+``checkpoints/model_<iter>.pth``, ``last_checkpoint``, ``metrics.jsonl``,
+``detectron2_config.yaml``; each checkpoint's ``"engine"`` is ``"detectron2"``), so
+:func:`nanowire_utils.maskrcnn.engine.load_predictor`, ``nanowire-utils predict`` and ``evaluate``
+dispatch to it on their own. It imports only the engine interface
 (:mod:`nanowire_utils.maskrcnn.engine`), never the torchvision engine.
 
-It is chosen with ``ENGINE="detectron2"``, or by ``ENGINE="auto"`` when ``import detectron2``
-works and a CUDA GPU is present (:func:`nanowire_utils.maskrcnn.engine.resolve_engine`). detectron2 is imported only inside
-functions: without it this module still imports, :func:`detectron2_overrides` (the pure
-config mapping) works, and anything needing detectron2 raises :class:`Detectron2NotInstalled`
-with the install command.
+It is chosen with ``ENGINE="detectron2"``, or by ``ENGINE="auto"`` when detectron2 imports and
+a CUDA GPU is present. It runs on CPU too (tested there on every CI run, from a wheel built from
+the pinned commit, see ``scripts/_venv.sh``). detectron2 is imported only inside functions:
+without it this module still imports, the configuration mapping (:func:`detectron2_overrides`,
+:func:`detectron2_config_dict`) and :func:`write_detectron2_yaml` work, and anything needing
+detectron2 raises :class:`Detectron2NotInstalled` with one line saying why and how to install.
 
 Install on a GPU hub (Linux, CUDA; detectron2 has no PyPI release)
 ---------------------------------------------------------------------------------
 Install torch first (the CUDA build of your hub), then build detectron2 from a pinned upstream
 commit *against that torch* (hence ``--no-build-isolation``); upstream main still imports
-``pkg_resources``, which setuptools 82 removed::
+``pkg_resources`` in its model zoo, which setuptools 82 removed::
 
     pip install torch torchvision                 # the CUDA build of your hub
     pip install 'setuptools<82' wheel ninja
     pip install --no-build-isolation \\
         'git+https://github.com/facebookresearch/detectron2.git@a1ce2f9'
-    python -c "import detectron2, nanowire_utils.maskrcnn.detectron2_engine as e; print(e.available())"
+    python -c "import nanowire_utils.maskrcnn.detectron2_engine as e; print(e.available())"
 
-``a1ce2f9`` is a 2025 commit of upstream main (the one Meta's SAM 3D Body pins); its
-compiled ``_C`` extension is optional and R50-FPN Mask R-CNN needs none of it (ROIAlign and
-NMS come from torchvision). The build takes 5-10 minutes on a few cores.
+``a1ce2f9`` is a 2025 commit of upstream main; its compiled ``_C`` extension is optional and
+R50-FPN Mask R-CNN needs none of it (ROIAlign and NMS come from torchvision). The build takes
+5-10 minutes on a few cores. This engine does not use detectron2's model zoo module (the base
+config is :data:`ZOO_BASE`, the COCO weights' address :data:`COCO_WEIGHTS_URL`), so it also runs
+where ``pkg_resources`` is missing.
 
 What the mapping does (:func:`detectron2_overrides`)
 ----------------------------------------------------
+* The base is the model zoo's ``mask_rcnn_R_50_FPN_3x.yaml`` (with ``Base-RCNN-FPN.yaml``),
+  kept here as the dict :data:`ZOO_BASE` (a test checks it against the installed zoo file).
 * detectron2 keys pass through unchanged (lists become tuples where detectron2 wants them).
-* ``ENGINE``, ``SOLVER.MAX_MINUTES``, ``TEST.MAX_EVAL_IMAGES``, ``DATASET.*``, ``INPUT.AUG.*``
-  are the project's own: the augmentations go to the data mapper (:class:`NanowireMapper`),
-  the time budget to a hook, the rest are not used by detectron2.
+* Project keys (``ENGINE``, ``SOLVER.EPOCHS``, ``SOLVER.MAX_MINUTES``, ``SOLVER.AMP.CPU_BF16``,
+  ``TEST.MAX_EVAL_IMAGES``, ``DATASET.*``, ``INPUT.AUG.*``) are not detectron2 keys: the
+  augmentations go to the data mapper (:class:`NanowireMapper`), the time budget to a hook,
+  the rest are not used by detectron2.
 * ``SOLVER.EPOCHS`` becomes ``SOLVER.MAX_ITER`` (and STEPS) through
   :func:`nanowire_utils.maskrcnn.config.apply_epochs` with the training split size.
-* ``DEVICE`` -> ``MODEL.DEVICE``. ``MODEL.WEIGHTS="coco"`` -> the model zoo's COCO weights of
-  the base config; the zoo's BGR pixel statistics are then kept, since those weights expect
-  them; from scratch the vocabulary's ``MODEL.PIXEL_MEAN/STD`` are used with ``INPUT.FORMAT
-  "RGB"``. Gray images are replicated to three channels in both cases.
-* From scratch (``MODEL.WEIGHTS=""``) the normalisation of detectron2's
-  ``configs/Misc/scratch_mask_rcnn_R_50_FPN_3x_gn.yaml`` is enforced: GroupNorm in the
-  backbone (unless BN was chosen), the FPN, the mask head and a convolutional box head,
-  ``MODEL.BACKBONE.FREEZE_AT=0``, ``RESNETS.STRIDE_IN_1X1=False`` (FrozenBN with random
-  weights would freeze random layers). The head shapes stay the vocabulary's (that recipe's
-  4conv1fc box head is ``ROI_BOX_HEAD.NUM_CONV=4, NUM_FC=1``).
+* ``DEVICE`` -> ``MODEL.DEVICE``. ``SOLVER.AMP.ENABLED`` only on CUDA (detectron2's AMPTrainer
+  refuses to run without CUDA; the torchvision engine ignores it on CPU too).
+* ``MODEL.WEIGHTS="coco"`` -> detectron2's COCO weights of the base config when they can be had
+  (detectron2's download cache, or a download when allowed: :func:`resolve_detectron2_weights`),
+  else from scratch made scratch-safe exactly as the torchvision engine does (FrozenBN -> GN,
+  ``FREEZE_AT`` 0), logged and recorded as ``"scratch (fallback)"``. With COCO weights the
+  zoo's BGR pixel statistics are kept; from scratch the vocabulary's ``MODEL.PIXEL_MEAN/STD``
+  are used with ``INPUT.FORMAT "RGB"``. Gray images are replicated to three channels.
+* From scratch: ``MODEL.BACKBONE.FREEZE_AT=0`` and ``RESNETS.STRIDE_IN_1X1=False`` (torchvision's
+  ResNet strides in the 3x3 convolution too). The normalisation is the vocabulary's, in both
+  engines: ``MODEL.RESNETS.NORM`` in the backbone, ``MODEL.FPN.NORM``, ``ROI_BOX_HEAD.NORM`` and
+  ``ROI_MASK_HEAD.NORM`` (``""``: none) in the FPN and heads. detectron2's own scratch recipe
+  (``configs/Misc/scratch_mask_rcnn_R_50_FPN_3x_gn.yaml``) puts GroupNorm in the FPN and heads
+  too: set those keys to ``"GN"`` to get it, in either engine.
 * ResNet-18/34 backbones need ``MODEL.RESNETS.RES2_OUT_CHANNELS=64``; set automatically.
 * ``SOLVER.CLIP_GRADIENTS`` clips the gradient norm (``CLIP_TYPE="norm"``) like the
   torchvision engine.
 * Masks are RLE in the data set: ``INPUT.MASK_FORMAT="bitmask"``.
+
+What still differs between the two engines for the same configuration
+---------------------------------------------------------------------
+Same layers and widths (backbone, FPN, RPN head, box head, mask head); the differences are
+detectron2's conventions, kept because the paper's model has them:
+
+* Class outputs: torchvision counts the background as a class in the box regressor and the
+  mask predictor (``4 x (K+1)`` box deltas, ``K+1`` mask channels), detectron2 does not
+  (``4 x K``, ``K``): with K = 1 class, torchvision has ``4 x (FC_DIM + 1) + (CONV_DIM + 1)``
+  more parameters (:func:`parameter_difference`).
+* ROIAlign: detectron2 ``ROIAlignV2`` (half-pixel aligned) with adaptive sampling
+  (``POOLER_SAMPLING_RATIO 0``); torchvision ``MultiScaleRoIAlign`` (not aligned, 2 samples).
+* Box regression losses: detectron2 uses L1 (``SMOOTH_L1_BETA 0``) in the RPN and the box head,
+  torchvision smooth L1 (beta 1/9 in the RPN, 1/9 in the box head).
+* Augmentation and sampling come from each engine's own data pipeline (same operations and
+  ranges, other random streams); the same ``SEED`` gives the same run only within an engine.
+
+Running detectron2's own tools on a run
+---------------------------------------
+Every run folder (either engine) holds ``detectron2_config.yaml`` (:func:`write_detectron2_yaml`),
+which ``detectron2.config.get_cfg().merge_from_file(...)`` loads. Its data sets are named
+``nanowire_train``/``nanowire_val``/``nanowire_test``; :func:`register_dataset` registers a data
+folder's splits under those names. A launcher for detectron2's ``tools/train_net.py``::
+
+    # train_nanowires.py, next to a detectron2 checkout
+    import runpy, sys
+    from nanowire_utils.maskrcnn.detectron2_engine import register_dataset
+    register_dataset("data/synthetic")
+    sys.argv = ["train_net.py", "--config-file", "runs/cpu/detectron2_config.yaml",
+                "MODEL.DEVICE", "cuda", "SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", "runs/d2_tools"]
+    runpy.run_path("detectron2/tools/train_net.py", run_name="__main__")
+
+``train_net.py`` uses detectron2's default data mapper (resize, ``INPUT.CROP``, horizontal flips):
+the paper's brightness/contrast and vertical flips are in :class:`NanowireMapper`, which this
+engine's :func:`train` uses.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import os
+import re
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -69,12 +118,61 @@ from pathlib import Path
 import numpy as np
 
 from nanowire_utils.instances import Instances
-from nanowire_utils.maskrcnn.engine import EngineUnavailable, Predictor, TrainResult, count_images, train_image_size
+from nanowire_utils.maskrcnn.engine import (
+    EngineUnavailable,
+    Predictor,
+    TrainResult,
+    checkpoint_engine,
+    count_images,
+    find_resume,
+    read_checkpoint,
+    train_image_size,
+)
 
 log = logging.getLogger(__name__)
 
 #: The model zoo config the paper's model starts from.
 BASE_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+#: The model zoo's COCO weights of :data:`BASE_CONFIG` (``model_zoo.get_checkpoint_url``).
+COCO_WEIGHTS_URL = (
+    "https://dl.fbaipublicfiles.com/detectron2/COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x/137849600/"
+    "model_final_f10217.pkl"
+)
+#: :data:`BASE_CONFIG` (with its ``_BASE_``, ``Base-RCNN-FPN.yaml``) over ``get_cfg()``'s
+#: defaults, as dotted keys: what ``model_zoo.get_config_file`` would load, without needing the
+#: model zoo module (which imports ``pkg_resources``).
+ZOO_BASE = {
+    "MODEL.META_ARCHITECTURE": "GeneralizedRCNN",
+    "MODEL.BACKBONE.NAME": "build_resnet_fpn_backbone",
+    "MODEL.RESNETS.OUT_FEATURES": ["res2", "res3", "res4", "res5"],
+    "MODEL.RESNETS.DEPTH": 50,
+    "MODEL.FPN.IN_FEATURES": ["res2", "res3", "res4", "res5"],
+    "MODEL.ANCHOR_GENERATOR.SIZES": [[32], [64], [128], [256], [512]],
+    "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS": [[0.5, 1.0, 2.0]],
+    "MODEL.RPN.IN_FEATURES": ["p2", "p3", "p4", "p5", "p6"],
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN": 2000,
+    "MODEL.RPN.PRE_NMS_TOPK_TEST": 1000,
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN": 1000,
+    "MODEL.RPN.POST_NMS_TOPK_TEST": 1000,
+    "MODEL.ROI_HEADS.NAME": "StandardROIHeads",
+    "MODEL.ROI_HEADS.IN_FEATURES": ["p2", "p3", "p4", "p5"],
+    "MODEL.ROI_BOX_HEAD.NAME": "FastRCNNConvFCHead",
+    "MODEL.ROI_BOX_HEAD.NUM_FC": 2,
+    "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION": 7,
+    "MODEL.ROI_MASK_HEAD.NAME": "MaskRCNNConvUpsampleHead",
+    "MODEL.ROI_MASK_HEAD.NUM_CONV": 4,
+    "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION": 14,
+    "MODEL.MASK_ON": True,
+    "MODEL.WEIGHTS": "detectron2://ImageNetPretrained/MSRA/R-50.pkl",
+    "DATASETS.TRAIN": ["coco_2017_train"],
+    "DATASETS.TEST": ["coco_2017_val"],
+    "SOLVER.IMS_PER_BATCH": 16,
+    "SOLVER.BASE_LR": 0.02,
+    "SOLVER.STEPS": [210000, 250000],
+    "SOLVER.MAX_ITER": 270000,
+    "INPUT.MIN_SIZE_TRAIN": [640, 672, 704, 736, 768, 800],
+    "VERSION": 2,
+}
 #: Pinned upstream commit of the install recipe (see the module docstring).
 DETECTRON2_COMMIT = "a1ce2f9"
 INSTALL_COMMAND = (
@@ -82,12 +180,27 @@ INSTALL_COMMAND = (
     f"'git+https://github.com/facebookresearch/detectron2.git@{DETECTRON2_COMMIT}' "
     "(after installing torch; see the docstring of nanowire_utils.maskrcnn.detectron2_engine)"
 )
+#: Prefix of the data set names :func:`register_dataset` registers (``nanowire_train``, ...).
+DATASET_PREFIX = "nanowire"
+#: The run folder's detectron2 config (both engines write it).
+YAML_FILE = "detectron2_config.yaml"
 
-#: Vocabulary keys that are not detectron2 keys (handled here or not used by detectron2).
+#: Vocabulary keys that are not detectron2 keys (also every key the vocabulary marks as a
+#: project key, e.g. ``SOLVER.AMP.CPU_BF16``).
 PROJECT_KEYS = ("ENGINE", "DEVICE", "SOLVER.EPOCHS", "SOLVER.MAX_MINUTES", "TEST.MAX_EVAL_IMAGES")
 PROJECT_PREFIXES = ("DATASET.", "INPUT.AUG.")
 #: detectron2 keys whose value is a tuple in its CfgNode.
-_TUPLE_KEYS = ("INPUT.MIN_SIZE_TRAIN", "SOLVER.STEPS", "INPUT.CROP.SIZE")
+_TUPLE_KEYS = ("INPUT.MIN_SIZE_TRAIN", "SOLVER.STEPS", "INPUT.CROP.SIZE", "DATASETS.TRAIN", "DATASETS.TEST")
+#: The detectron2 modules this engine uses; importing them all shows a partial install at once.
+_MODULES = (
+    "detectron2.config",
+    "detectron2.modeling",
+    "detectron2.data",
+    "detectron2.data.transforms",
+    "detectron2.engine",
+    "detectron2.checkpoint",
+    "detectron2.evaluation",
+)
 
 
 class Detectron2NotInstalled(EngineUnavailable):
@@ -95,24 +208,38 @@ class Detectron2NotInstalled(EngineUnavailable):
     one line)."""
 
 
+class Detectron2Failed(RuntimeError, ValueError):
+    """detectron2 stopped with an error while training; the message names the iteration, the
+    error and the log file with the traceback (a ValueError too, so the CLI prints one line)."""
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:limit] if text else ''}".rstrip(": ")
+
+
 def detectron2_available() -> bool:
-    """Whether ``import detectron2`` works here."""
-    try:
-        import detectron2  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """Whether detectron2 (and the parts of it this engine uses) imports here."""
+    return available()[0]
 
 
 def require_detectron2():
-    """Import and return the ``detectron2`` package, or raise :class:`Detectron2NotInstalled`
-    naming the install command."""
+    """Import and return the ``detectron2`` package (and the modules this engine uses), or
+    raise :class:`Detectron2NotInstalled` saying in one line what failed and how to install."""
+    import importlib
+
     try:
         import detectron2
-    except Exception as err:
+
+        for name in _MODULES:
+            importlib.import_module(name)
+    except Exception as err:  # a broken install raises more than ImportError
+        hint = ""
+        if isinstance(err, ImportError) and getattr(err, "name", "") == "pkg_resources":
+            hint = " (setuptools >= 82 removed pkg_resources: pip install 'setuptools<82')"
         raise Detectron2NotInstalled(
-            f"the detectron2 engine needs detectron2, which cannot be imported here ({type(err).__name__}: {err}). "
-            f"Install it on a GPU machine with: {INSTALL_COMMAND}; or use ENGINE='torchvision'"
+            f"the detectron2 engine needs detectron2, which cannot be imported here ({_first_line(err)}){hint}. "
+            f"Install it with: {INSTALL_COMMAND}; or use ENGINE='torchvision'"
         ) from err
     return detectron2
 
@@ -124,6 +251,77 @@ def available() -> tuple[bool, str]:
     except Detectron2NotInstalled as err:
         return False, str(err)
     return True, ""
+
+
+# --------------------------------------------------------------------------------------
+# The local wheel (CI machines)
+# --------------------------------------------------------------------------------------
+
+
+def check_wheel(wheel, readme=None) -> tuple[bool, str]:
+    """Whether a local detectron2 wheel may be installed into this environment.
+
+    Checks the file's sha256 against the one its folder's ``README.md`` gives for it, that the
+    wheel's Python tag (``cp311``) and platform fit this interpreter, and that the installed
+    torch is the minor release the README says it was built against (its compiled ``_C`` is
+    tied to it).
+
+    Parameters
+    ----------
+    wheel : path
+        ``detectron2-<version>-<python>-<abi>-<platform>.whl``.
+    readme : path, optional
+        The README with a section per wheel (``## <file name>``, then ``sha256 `<hex>``` and
+        ``against torch X.Y.Z``); default: ``README.md`` beside the wheel.
+
+    Returns
+    -------
+    (bool, str)
+        ``(True, what was checked)`` or ``(False, one line: what it needs and what is here)``.
+    """
+    import platform
+
+    wheel = Path(wheel)
+    readme = Path(readme) if readme is not None else wheel.parent / "README.md"
+    m = re.match(r"^[^-]+-[^-]+-(cp|py)(\d)(\d+)-[^-]+-(.+)\.whl$", wheel.name)
+    if not m:
+        return False, f"{wheel.name} is not a wheel file name (name-version-python-abi-platform.whl)"
+    need_py = (int(m.group(2)), int(m.group(3)))
+    plat = m.group(4)
+    if not readme.is_file():
+        return False, f"no {readme} giving the sha256 of {wheel.name}: not installing an unverified wheel"
+    text = readme.read_text()
+    sec = text.split(f"## {wheel.name}", 1)
+    if len(sec) < 2:
+        return False, f"{readme} has no section '## {wheel.name}' with its sha256: not installing it"
+    section = sec[1].split("\n## ", 1)[0]
+    want_sha = re.search(r"sha256\W+([0-9a-f]{64})", section)
+    want_torch = re.search(r"against\s+torch\s+(\d+)\.(\d+)\.\d+", section)
+    if not want_sha:
+        return False, f"{readme} gives no sha256 for {wheel.name}: not installing it"
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != want_sha.group(1):
+        return False, f"{wheel.name} has sha256 {digest[:12]}..., not the {want_sha.group(1)[:12]}... of {readme}"
+    have_py = sys.version_info[:2]
+    try:
+        import torch
+
+        have_torch = torch.__version__.split("+")[0]
+    except Exception:
+        have_torch = "none"
+    torch_need = f"{want_torch.group(1)}.{want_torch.group(2)}.x" if want_torch else "?"
+    torch_ok = bool(want_torch) and have_torch.split(".")[:2] == [want_torch.group(1), want_torch.group(2)]
+    machine = f"{sys.platform}_{platform.machine()}"
+    plat_ok = (
+        plat == "any" or plat.replace("manylinux", "linux").endswith(platform.machine()) and sys.platform == "linux"
+    )
+    if have_py != need_py or not torch_ok or not plat_ok:
+        return False, (
+            f"{wheel.name} needs Python {need_py[0]}.{need_py[1]}, torch {torch_need} and {plat}; this environment has "
+            f"Python {have_py[0]}.{have_py[1]}, torch {have_torch} on {machine}: not installing it "
+            "(the detectron2 tests will skip; rebuild the wheel for these versions, see its README)"
+        )
+    return True, f"{wheel.name}: sha256 verified, Python {have_py[0]}.{have_py[1]}, torch {have_torch}"
 
 
 # --------------------------------------------------------------------------------------
@@ -141,57 +339,68 @@ def _values(cfg) -> dict:
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
+def _is_project_key(key: str) -> bool:
+    from nanowire_utils.maskrcnn.config import KEY_INDEX
+
+    k = KEY_INDEX.get(key)
+    return key in PROJECT_KEYS or key.startswith(PROJECT_PREFIXES) or (k is not None and k.project)
+
+
+def _resolve_device(device) -> str:
+    if device in (None, "auto"):
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
+    return str(device)
+
+
 def detectron2_overrides(cfg, device: str | None = None) -> dict:
     """The detectron2 config keys (dotted names) and values a :class:`TrainConfig` sets.
 
     Parameters
     ----------
-    cfg:
-        A :class:`nanowire_utils.maskrcnn.config.TrainConfig` (or a flat dict of its keys) whose
-        ``SOLVER.EPOCHS`` has already been resolved (:func:`nanowire_utils.maskrcnn.config.apply_epochs`).
-    device:
+    cfg : TrainConfig or dict
+        A configuration (or a flat dict of its keys) whose ``SOLVER.EPOCHS`` has already been
+        resolved (:func:`nanowire_utils.maskrcnn.config.apply_epochs`).
+    device : str, optional
         ``"cuda"``/``"cpu"``; None resolves the vocabulary's ``DEVICE`` (``"auto"``: CUDA when
         available, detected only if torch imports).
 
-    Returns a plain ``{"MODEL.RESNETS.DEPTH": 50, ...}`` dict, applied on top of the model zoo's
-    ``mask_rcnn_R_50_FPN_3x`` config by :func:`build_detectron2_cfg`. ``MODEL.WEIGHTS`` may be
-    the marker ``"coco"`` (resolved to the zoo URL there). See the module docstring for the rules.
+    Returns
+    -------
+    dict
+        ``{"MODEL.RESNETS.DEPTH": 50, ...}``, applied on top of :data:`ZOO_BASE` by
+        :func:`detectron2_config_dict`. ``MODEL.WEIGHTS`` may be the marker ``"coco"``
+        (resolved to :data:`COCO_WEIGHTS_URL` there). See the module docstring for the rules.
     """
     v = _values(cfg)
     out: dict = {}
     for key, value in v.items():
-        if key in PROJECT_KEYS or key.startswith(PROJECT_PREFIXES):
+        if _is_project_key(key):
             continue
         if key in _TUPLE_KEYS:
             value = tuple(value)
         out[key] = value
-    if device is None:
-        device = v.get("DEVICE", "auto")
-        if device == "auto":
-            try:
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            except ImportError:
-                device = "cpu"
+    device = _resolve_device(v.get("DEVICE", "auto") if device is None else device)
     out["MODEL.DEVICE"] = device
     out["SEED"] = int(v.get("SEED", 0))
     out["MODEL.MASK_ON"] = True
     out["INPUT.MASK_FORMAT"] = "bitmask"
+    # detectron2's AMPTrainer asserts CUDA; the torchvision engine ignores AMP on CPU as well
+    out["SOLVER.AMP.ENABLED"] = bool(v["SOLVER.AMP.ENABLED"]) and device.startswith("cuda")
     out["SOLVER.CLIP_GRADIENTS.CLIP_TYPE"] = "norm"
     out["SOLVER.CLIP_GRADIENTS.NORM_TYPE"] = 2.0
     if int(v["MODEL.RESNETS.DEPTH"]) in (18, 34):
         out["MODEL.RESNETS.RES2_OUT_CHANNELS"] = 64
     weights = v.get("MODEL.WEIGHTS", "")
     if weights == "":
-        # detectron2's scratch recipe (configs/Misc/scratch_mask_rcnn_R_50_FPN_3x_gn.yaml).
-        out["MODEL.RESNETS.NORM"] = "GN" if v["MODEL.RESNETS.NORM"] in ("FrozenBN", "GN") else v["MODEL.RESNETS.NORM"]
+        # From scratch: nothing frozen, torchvision's stride placement; the norms are the
+        # vocabulary's (validate() already refuses FrozenBN from scratch).
         out["MODEL.BACKBONE.FREEZE_AT"] = 0
         out["MODEL.RESNETS.STRIDE_IN_1X1"] = False
-        out["MODEL.FPN.NORM"] = v["MODEL.FPN.NORM"] or "GN"
-        out["MODEL.ROI_MASK_HEAD.NORM"] = v["MODEL.ROI_MASK_HEAD.NORM"] or "GN"
-        if v["MODEL.ROI_BOX_HEAD.NUM_CONV"] > 0:  # GN acts on the box head's convolutions only
-            out["MODEL.ROI_BOX_HEAD.NORM"] = v["MODEL.ROI_BOX_HEAD.NORM"] or "GN"
         out["INPUT.FORMAT"] = "RGB"
     else:
         # Pretrained weights carry their own pixel statistics (the zoo's, BGR, std 1).
@@ -201,17 +410,126 @@ def detectron2_overrides(cfg, device: str | None = None) -> dict:
     return out
 
 
+def dataset_names(prefix: str = DATASET_PREFIX) -> dict:
+    """``{"train": "nanowire_train", "val": ..., "test": ...}``: the names :func:`register_dataset`
+    registers and :func:`detectron2_config_dict` writes."""
+    return {split: f"{prefix}_{split}" for split in ("train", "val", "test")}
+
+
+def detectron2_config_dict(
+    cfg, device: str | None = None, train_name=None, test_name=None, output_dir=None, nested: bool = False
+) -> dict:
+    """The whole detectron2 configuration of ``cfg`` over ``get_cfg()``'s defaults, without detectron2.
+
+    :data:`ZOO_BASE`, then :func:`detectron2_overrides`, ``MODEL.WEIGHTS "coco"`` as
+    :data:`COCO_WEIGHTS_URL`, ``DATASETS`` and ``OUTPUT_DIR``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig or dict
+        The configuration (EPOCHS resolved).
+    device : str, optional
+        See :func:`detectron2_overrides`.
+    train_name, test_name : str, optional
+        Registered data set names (``DATASETS.TRAIN``/``TEST``; None: empty).
+    output_dir : path, optional
+        ``OUTPUT_DIR`` (default: detectron2's ``./output``).
+    nested : bool
+        Return ``{"MODEL": {"RESNETS": {...}}}`` with lists instead of tuples (YAML-ready)
+        instead of dotted keys.
+    """
+    flat = copy.deepcopy(ZOO_BASE)
+    flat.update(detectron2_overrides(cfg, device=device))
+    if flat.get("MODEL.WEIGHTS") == "coco":
+        flat["MODEL.WEIGHTS"] = COCO_WEIGHTS_URL
+    flat["DATASETS.TRAIN"] = (train_name,) if train_name else ()
+    flat["DATASETS.TEST"] = (test_name,) if test_name else ()
+    if output_dir is not None:
+        flat["OUTPUT_DIR"] = str(output_dir)
+    if not nested:
+        return flat
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _plain(value)
+    return out
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(x) for x in value]
+    return value
+
+
+def write_detectron2_yaml(cfg, path, device: str | None = None, output_dir=None, engine: str = "detectron2") -> Path:
+    """Write ``cfg`` as a detectron2 YAML config that ``get_cfg().merge_from_file(path)`` loads.
+
+    Works without detectron2 (it writes :func:`detectron2_config_dict`); both engines call it
+    for every run (``RUN/detectron2_config.yaml``). The data sets are :func:`dataset_names`'
+    ``nanowire_train`` (train) and ``nanowire_val`` (test); register them with
+    :func:`register_dataset` before detectron2 builds a data loader.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's configuration (EPOCHS and initial weights already resolved).
+    path : path
+        The YAML file to write.
+    device : str, optional
+        ``MODEL.DEVICE`` (default: the configuration's, resolved here).
+    output_dir : path, optional
+        ``OUTPUT_DIR`` for detectron2's tools (default: ``<folder of path>/detectron2_tools``).
+    engine : str
+        The engine that trained the run (named in the header comment).
+
+    Returns
+    -------
+    Path
+    """
+    import yaml
+
+    path = Path(path)
+    names = dataset_names()
+    if output_dir is None:
+        output_dir = path.parent.resolve() / "detectron2_tools"
+    d = detectron2_config_dict(
+        cfg, device=device, train_name=names["train"], test_name=names["val"], output_dir=output_dir, nested=True
+    )
+    header = (
+        f"# detectron2 config of a nanowire-utils run (engine: {engine}); written by\n"
+        "# nanowire_utils.maskrcnn.detectron2_engine.write_detectron2_yaml. Load it with\n"
+        "#   cfg = detectron2.config.get_cfg(); cfg.merge_from_file(THIS_FILE)\n"
+        "# and register the data first:\n"
+        "#   from nanowire_utils.maskrcnn.detectron2_engine import register_dataset; register_dataset(DATA_DIR)\n"
+        "# On a GPU add: MODEL.DEVICE cuda SOLVER.AMP.ENABLED True. The paper's brightness/contrast and\n"
+        "# vertical flips are in nanowire-utils' data mapper, not in detectron2's default one.\n"
+    )
+    path.write_text(header + yaml.safe_dump(d, sort_keys=True, default_flow_style=None))
+    return path
+
+
+def parameter_difference(cfg) -> int:
+    """Parameters the torchvision model of ``cfg`` has beyond detectron2's: its background rows
+    in the box regressor (``4 x (FC_DIM + 1)``) and in the mask predictor (``CONV_DIM + 1``);
+    the layers are otherwise the same (see the module docstring)."""
+    v = _values(cfg)
+    box_in = v["MODEL.ROI_BOX_HEAD.FC_DIM"]
+    mask_dim = v["MODEL.ROI_MASK_HEAD.CONV_DIM"]
+    return 4 * (box_in + 1) + (mask_dim + 1)
+
+
 def build_detectron2_cfg(cfg, run_dir=None, train_name=None, test_name=None, device=None):
-    """A detectron2 ``CfgNode``: the model zoo's ``mask_rcnn_R_50_FPN_3x`` with
-    :func:`detectron2_overrides` applied, ``OUTPUT_DIR = run_dir/checkpoints`` and the
-    registered data set names."""
+    """A detectron2 ``CfgNode``: :func:`detectron2_config_dict` on ``get_cfg()``, with
+    ``OUTPUT_DIR = run_dir/checkpoints`` and the registered data set names."""
     require_detectron2()
-    from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
     d2 = get_cfg()
-    d2.merge_from_file(model_zoo.get_config_file(BASE_CONFIG))
-    for key, value in detectron2_overrides(cfg, device=device).items():
+    out_dir = str(Path(run_dir) / "checkpoints") if run_dir is not None else None
+    for key, value in detectron2_config_dict(cfg, device, train_name, test_name, out_dir).items():
         node = d2
         parts = key.split(".")
         for part in parts[:-1]:
@@ -219,15 +537,66 @@ def build_detectron2_cfg(cfg, run_dir=None, train_name=None, test_name=None, dev
         if parts[-1] not in node:
             raise ValueError(f"{key} is not a key of this detectron2 version's config; update detectron2")
         node[parts[-1]] = value
-    if d2.MODEL.WEIGHTS == "coco":
-        d2.MODEL.WEIGHTS = model_zoo.get_checkpoint_url(BASE_CONFIG)
     if not d2.MODEL.WEIGHTS and (d2.MODEL.RESNETS.NORM == "FrozenBN" or d2.MODEL.BACKBONE.FREEZE_AT != 0):
         raise ValueError("training from scratch needs GroupNorm (or BN) and MODEL.BACKBONE.FREEZE_AT=0")
-    d2.DATASETS.TRAIN = (train_name,) if train_name else ()
-    d2.DATASETS.TEST = (test_name,) if test_name else ()
-    if run_dir is not None:
-        d2.OUTPUT_DIR = str(Path(run_dir) / "checkpoints")
     return d2
+
+
+# --------------------------------------------------------------------------------------
+# Initial weights
+# --------------------------------------------------------------------------------------
+
+
+def detectron2_cache_file(url: str = COCO_WEIGHTS_URL) -> Path:
+    """Where detectron2 (iopath) caches a download: ``$FVCORE_CACHE`` (else ``~/.torch/iopath_cache``)
+    plus the URL's path."""
+    root = Path(os.environ.get("FVCORE_CACHE", "~/.torch/iopath_cache")).expanduser()
+    return root / url.split("://", 1)[1].split("/", 1)[1]
+
+
+def resolve_detectron2_weights(cfg, allow_download: bool = True):
+    """Where this engine's initial weights come from, as the torchvision engine decides it.
+
+    ``""`` -> from scratch; a path -> that file; ``"coco"`` -> detectron2's COCO weights
+    (:data:`COCO_WEIGHTS_URL`) from its download cache, or downloaded by detectron2 when the
+    network answers and downloads are allowed (``NANOWIRE_UTILS_OFFLINE``/``CI`` unset), else
+    from scratch with the configuration made scratch-safe (logged).
+
+    Returns
+    -------
+    (TrainConfig, dict)
+        The configuration (possibly made scratch-safe) and ``{"source", "path", "message"}``,
+        ``source`` being ``"scratch"``, ``"path"``, ``"cache"``, ``"download"`` or
+        ``"scratch (fallback)"`` (the run summary's ``weights``).
+    """
+    from nanowire_utils.maskrcnn.weights import network_allowed, probe_network, scratch_safe
+
+    spec = cfg["MODEL.WEIGHTS"].strip()
+    if not spec:
+        info = {"source": "scratch", "path": None, "message": "training from scratch (MODEL.WEIGHTS='')"}
+    elif spec.lower() != "coco":
+        p = Path(spec).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"MODEL.WEIGHTS file {p} does not exist; pass an existing file, 'coco' or ''")
+        info = {"source": "path", "path": str(p), "message": f"initial weights from {p}"}
+    else:
+        cached = detectron2_cache_file()
+        ok, why = network_allowed()
+        if cached.exists():
+            info = {"source": "cache", "path": str(cached), "message": f"detectron2's COCO weights from {cached}"}
+        elif ok and allow_download and probe_network(COCO_WEIGHTS_URL):
+            info = {"source": "download", "path": COCO_WEIGHTS_URL, "message": "detectron2 downloads its COCO weights"}
+        else:
+            why = why or ("downloads disabled" if not allow_download else "network unreachable (2 s probe)")
+            cfg = scratch_safe(cfg)
+            info = {
+                "source": "scratch (fallback)",
+                "path": None,
+                "message": f"no detectron2 COCO weights ({why}; none in {cached}): training from scratch "
+                f"with MODEL.RESNETS.NORM={cfg['MODEL.RESNETS.NORM']}, MODEL.BACKBONE.FREEZE_AT=0",
+            }
+    log.info(info["message"])
+    return cfg, info
 
 
 # --------------------------------------------------------------------------------------
@@ -235,21 +604,62 @@ def build_detectron2_cfg(cfg, run_dir=None, train_name=None, test_name=None, dev
 # --------------------------------------------------------------------------------------
 
 
-def register_split(data_dir, split: str) -> str:
-    """Register ``DIR/annotations/instances_<split>.json`` with detectron2's catalogs (once)
-    and return its data set name."""
+def register_dataset(data_dir, splits=("train", "val", "test"), prefix: str = DATASET_PREFIX) -> dict:
+    """Register a synthetic data folder's splits with detectron2, under the names the run
+    folders' ``detectron2_config.yaml`` use.
+
+    One call before detectron2's own tools (``tools/train_net.py``, ``plain_train_net.py``)
+    build their data loaders: ``register_dataset("data/synthetic")`` registers
+    ``nanowire_train``, ``nanowire_val`` and ``nanowire_test`` (COCO instances with RLE masks,
+    one category, ``evaluator_type "coco"``). Calling it again with another folder re-registers
+    the names for that folder.
+
+    Parameters
+    ----------
+    data_dir : path
+        A synthetic data set folder (``annotations/instances_<split>.json``, ``images/<split>/``).
+    splits : sequence of str
+        Splits to register; splits without an annotation file are skipped (all missing: error).
+    prefix : str
+        Name prefix (``<prefix>_<split>``).
+
+    Returns
+    -------
+    dict
+        ``{split: registered name}``.
+    """
     require_detectron2()
-    from detectron2.data import DatasetCatalog
+    from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
     data_dir = Path(data_dir).resolve()
-    ann = data_dir / "annotations" / f"instances_{split}.json"
-    if not ann.is_file():
-        raise FileNotFoundError(f"no annotations {ann}: generate the data set first (nanowire-utils generate ...)")
-    name = f"nanowire_{abs(hash(str(data_dir))) % 10**8:08d}_{split}"
-    if name not in DatasetCatalog.list():
-        register_coco_instances(name, {}, str(ann), str(data_dir / "images" / split))
-    return name
+    out = {}
+    for split in splits:
+        ann = data_dir / "annotations" / f"instances_{split}.json"
+        if not ann.is_file():
+            continue
+        name = f"{prefix}_{split}"
+        images = data_dir / "images" / split
+        if name in DatasetCatalog.list():
+            meta = MetadataCatalog.get(name)
+            if getattr(meta, "json_file", None) == str(ann) and getattr(meta, "image_root", None) == str(images):
+                out[split] = name
+                continue
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register_coco_instances(name, {}, str(ann), str(images))
+        out[split] = name
+    if not out:
+        raise FileNotFoundError(
+            f"no annotations/instances_<split>.json for {list(splits)} in {data_dir}: "
+            "generate the data set first (nanowire-utils generate ...)"
+        )
+    return out
+
+
+def register_split(data_dir, split: str) -> str:
+    """Register one split (:func:`register_dataset`) and return its data set name."""
+    return register_dataset(data_dir, (split,))[split]
 
 
 def gray_to_model_image(gray: np.ndarray) -> np.ndarray:
@@ -333,21 +743,22 @@ class NanowireMapper:
 # --------------------------------------------------------------------------------------
 
 
-def _checkpoint_extra(cfg, d2cfg) -> dict:
+def _checkpoint_extra(cfg, d2cfg, weights: dict | None = None) -> dict:
     v = _values(cfg)
     return {
         "engine": "detectron2",
         "arch": f"mask_rcnn_R_{v['MODEL.RESNETS.DEPTH']}_FPN ({v['MODEL.RESNETS.NORM']})",
         "config": cfg.to_dict(),
         "detectron2_config": d2cfg.dump(),
+        "weights": dict(weights or {}),
     }
 
 
 def make_trainer_class():
     """The :class:`detectron2.engine.DefaultTrainer` subclass used here (built lazily so that
     this module imports without detectron2): our mapper for training and test loaders,
-    COCOEvaluator, checkpoints carrying ``engine``/``config``/``arch`` and an optional
-    wall-clock budget (``SOLVER.MAX_MINUTES``)."""
+    COCOEvaluator, checkpoints carrying ``engine``/``config``/``arch``/``weights`` and an
+    optional wall-clock budget (``SOLVER.MAX_MINUTES``)."""
     require_detectron2()
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import build_detection_test_loader, build_detection_train_loader
@@ -373,6 +784,7 @@ def make_trainer_class():
 
     class NanowireTrainer(DefaultTrainer):
         vocab = None  # the TrainConfig, set by train()
+        weights_info: dict = {}
 
         @classmethod
         def build_train_loader(cls, cfg):
@@ -388,7 +800,7 @@ def make_trainer_class():
 
         def build_hooks(self):
             ck = _Checkpointer(self._trainer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
-            ck.extra = _checkpoint_extra(self.vocab, self.cfg)
+            ck.extra = _checkpoint_extra(self.vocab, self.cfg, self.weights_info)
             self.checkpointer = ck
             hooks = super().build_hooks()
             minutes = float(_values(self.vocab).get("SOLVER.MAX_MINUTES") or 0)
@@ -403,6 +815,50 @@ class _BudgetReached(Exception):
     def __init__(self, iteration):
         super().__init__(f"time budget reached at iteration {iteration}")
         self.iteration = iteration
+
+
+class _ConsoleFilter(logging.Filter):
+    """On detectron2's log handlers: drop the "Exception during training" record of a reached
+    time budget (not an error), and on the console show tracebacks as one line pointing to
+    the log file (the file keeps them)."""
+
+    def __init__(self, console: bool, log_file: str):
+        super().__init__()
+        self.console = console
+        self.log_file = log_file
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, _BudgetReached):
+            return False
+        if exc is not None and self.console:
+            # the console's copy of the record: message plus where the traceback is
+            record.msg = f"{record.getMessage()} {_first_line(exc)} (traceback in {self.log_file})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _setup_logging(ckpt_dir: Path, progress: bool):
+    """detectron2's logger (console and ``ckpt_dir/log.txt``) with :class:`_ConsoleFilter`."""
+    from detectron2.utils.logger import setup_logger
+
+    logger = setup_logger(str(ckpt_dir), name="detectron2")
+    log_file = str(ckpt_dir / "log.txt")
+    for h in logger.handlers:
+        console = isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        if console:
+            h.setLevel(logging.DEBUG if progress else logging.WARNING)
+        for f in list(h.filters):
+            if isinstance(f, _ConsoleFilter):
+                h.removeFilter(f)
+        # the file handler must see the record first (it keeps the traceback): filters run per
+        # handler in handler order, and a console filter edits the record in place
+        h.addFilter(_ConsoleFilter(console, log_file))
+    # file handlers before console handlers
+    logger.handlers.sort(key=lambda h: not isinstance(h, logging.FileHandler))
+    return logger
 
 
 #: detectron2 loss names -> the torchvision engine's, so one plot reads both runs.
@@ -444,57 +900,100 @@ def convert_metrics(d2_metrics_json, out_jsonl, eval_split="val") -> int:
     return len(records)
 
 
+def _check_run_folder(out_dir: Path, resume: bool):
+    """Refuse a run folder that holds another engine's run, or any run with ``resume=False``."""
+    prev = find_resume(out_dir)
+    if prev is None:
+        return
+    found = checkpoint_engine(read_checkpoint(prev), prev)
+    if found != "detectron2":
+        raise ValueError(
+            f"{out_dir} holds a run of the {found} engine ({prev.name}), which the detectron2 engine cannot "
+            f"resume; continue it with ENGINE={found!r} (--engine {found}) or choose another output folder"
+        )
+    if not resume:
+        raise FileExistsError(f"{out_dir} already holds a run ({prev.name}); resume it or choose another folder")
+
+
 def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, eval_split: str | None = "val"):
     """Train detectron2's Mask R-CNN on ``data_dir`` into the run folder ``out_dir``; the
-    detectron2 counterpart of :func:`nanowire_utils.maskrcnn.torchvision_engine.train` (which calls it for
-    ``ENGINE="detectron2"``, or ``"auto"`` on a GPU with detectron2).
+    detectron2 counterpart of :func:`nanowire_utils.maskrcnn.torchvision_engine.train` (use
+    :func:`nanowire_utils.maskrcnn.engine.train`, which calls it for ``ENGINE="detectron2"``).
 
     Parameters
     ----------
-    cfg: a :class:`nanowire_utils.maskrcnn.config.TrainConfig` (EPOCHS are resolved here).
-    data_dir: synthetic data set folder (``annotations/instances_<split>.json``, ``images/<split>/``).
-    out_dir: the run folder; ``checkpoints/`` holds detectron2's periodic checkpoints (with
-        optimizer state, for resuming), ``model_final.pth`` the final weights.
-    resume: continue from ``out_dir/checkpoints/last_checkpoint`` when there is one; with
-        False an existing run is an error.
-    progress: detectron2 logs its own progress every 20 iterations (no tqdm bar).
-    eval_split: split evaluated with COCOEvaluator every ``TEST.EVAL_PERIOD`` iterations and
-        at the end (None: no evaluation; skipped when the split has no images).
+    cfg : TrainConfig
+        The configuration (EPOCHS are resolved here, ``MODEL.WEIGHTS`` by
+        :func:`resolve_detectron2_weights`).
+    data_dir : path
+        Synthetic data set folder (``annotations/instances_<split>.json``, ``images/<split>/``).
+    out_dir : path
+        The run folder; ``checkpoints/`` holds detectron2's periodic checkpoints (with optimizer
+        state, for resuming) and its ``log.txt``, ``model_final.pth`` the final weights. A folder
+        holding a torchvision run is refused with a message naming that engine.
+    resume : bool
+        Continue from ``out_dir/checkpoints/last_checkpoint`` when there is one; with False an
+        existing run is an error.
+    progress : bool
+        Show detectron2's periodic log lines (every 20 iterations); False shows warnings only.
+    eval_split : str or None
+        Split evaluated with COCOEvaluator every ``TEST.EVAL_PERIOD`` iterations and at the end
+        (None: no evaluation; skipped when the split has no images).
 
-    Returns a :class:`nanowire_utils.maskrcnn.engine.TrainResult`.
+    Returns
+    -------
+    TrainResult
+        ``weights`` is :func:`resolve_detectron2_weights`' record (``{"source": "scratch", ...}``).
+
+    Raises
+    ------
+    Detectron2Failed
+        detectron2 stopped with an error (one line; the traceback is in ``checkpoints/log.txt``).
     """
     require_detectron2()
     import torch
-    from detectron2.utils.logger import setup_logger
 
     from nanowire_utils.maskrcnn.config import TrainConfig, apply_epochs
 
-    t0 = time.perf_counter()
     cfg = (cfg.copy() if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)).validate()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    if not resume and (ckpt_dir / "last_checkpoint").is_file():
-        raise FileExistsError(f"{out_dir} already holds a run; resume it or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup_logger(str(ckpt_dir), name="detectron2")
-    train_name = register_split(data_dir, "train")
+    _check_run_folder(out_dir, resume)
+    device = _resolve_device(cfg["DEVICE"])
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DEVICE='cuda' but CUDA is not available; use DEVICE=cpu or auto")
     counts = count_images(data_dir)
     n_train = counts["train"]
+    if n_train == 0:
+        raise FileNotFoundError(f"no training images in {data_dir} (annotations/instances_train.json)")
     cfg, note = apply_epochs(cfg, n_train)
     if note:
-        log.info(note)
+        log.info("SOLVER.EPOCHS: %s", note)
+    old_config = out_dir / "config.json"
+    resuming = resume and (ckpt_dir / "last_checkpoint").is_file()
+    if resuming and old_config.is_file():
+        old = TrainConfig.from_json(old_config)
+        cfg = cfg.replace(**{k: old[k] for k in ("MODEL.WEIGHTS", "MODEL.RESNETS.NORM", "MODEL.BACKBONE.FREEZE_AT")})
+        weights_info = dict(old.extra.get("_weights") or {}, resumed=str(ckpt_dir / "last_checkpoint"))
+    else:
+        cfg, weights_info = resolve_detectron2_weights(cfg)
     if eval_split and counts.get(eval_split, 0) == 0:
         eval_split = None
-    test_name = register_split(data_dir, eval_split) if eval_split else None
-    d2cfg = build_detectron2_cfg(cfg, out_dir, train_name, test_name)
-    if not test_name:
-        d2cfg.TEST.EVAL_PERIOD = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "detectron2_config.yaml").write_text(d2cfg.dump())
-    extra = _checkpoint_extra(cfg, d2cfg)
+    _setup_logging(ckpt_dir, progress)
+    names = register_dataset(data_dir, [s for s in ("train", eval_split) if s])
+    d2cfg = build_detectron2_cfg(cfg, out_dir, names["train"], names.get(eval_split), device=device)
+    if weights_info["source"] in ("cache", "path"):
+        d2cfg.MODEL.WEIGHTS = weights_info["path"]
+    if not eval_split:
+        d2cfg.TEST.EVAL_PERIOD = 0
+    write_detectron2_yaml(cfg, out_dir / YAML_FILE, device=device)
+    extra = _checkpoint_extra(cfg, d2cfg, weights_info)
     provenance = {
         "_engine": "detectron2",
         "_arch": extra["arch"],
+        "_weights": weights_info,
         "_epochs": note,
         "_device": d2cfg.MODEL.DEVICE,
         "_data": {
@@ -509,21 +1008,36 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
 
     Trainer = make_trainer_class()
     Trainer.vocab = cfg
-    trainer = Trainer(d2cfg)
-    trainer.resume_or_load(resume=resume)
+    Trainer.weights_info = weights_info
+    try:
+        trainer = Trainer(d2cfg)
+        trainer.resume_or_load(resume=resume)
+    except Exception as err:
+        raise Detectron2Failed(
+            f"detectron2 could not build the model or data loader: {_first_line(err)} (log: {ckpt_dir / 'log.txt'})"
+        ) from err
     start_iter = int(trainer.start_iter)
     stopped_by = "max_iter"
+    t_loop = time.perf_counter()
     try:
         trainer.train()
     except _BudgetReached as stop:
         log.info("SOLVER.MAX_MINUTES reached; stopping at iteration %d", stop.iteration)
         trainer.checkpointer.save("model_final", iteration=stop.iteration)
         stopped_by = "time budget"
+    except Exception as err:
+        raise Detectron2Failed(
+            f"detectron2 training stopped at iteration {trainer.iter}: {_first_line(err)} "
+            f"(traceback in {ckpt_dir / 'log.txt'})"
+        ) from err
     iteration = int(trainer.iter)
+    # training seconds as the torchvision engine counts them: the loop with its hooks (periodic
+    # checkpoints and evaluation), not the setup (imports, model and data loader construction)
+    loop_s = time.perf_counter() - t_loop
     final = out_dir / "model_final.pth"
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
     tmp = final.with_suffix(".pth.tmp")
-    torch.save({"model": state, "iteration": iteration, **extra}, tmp)
+    torch.save({"model": state, "iteration": iteration, "elapsed_s": loop_s, **extra}, tmp)
     os.replace(tmp, final)
     (out_dir / "last_checkpoint").write_text("model_final.pth\n")
     provenance["_iterations_done"] = iteration
@@ -535,7 +1049,8 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
         iterations=iteration,
         final_checkpoint=str(final),
         stopped_by=stopped_by,
-        elapsed_s=time.perf_counter() - t0,
+        elapsed_s=loop_s,
+        weights=weights_info,
         val_metrics=dict(val) if val else None,
         resumed_from=start_iter,
     )

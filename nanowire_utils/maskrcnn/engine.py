@@ -23,7 +23,7 @@ Run folder layout (both engines)::
     RUN/checkpoints/          periodic checkpoints (model, optimizer, schedule, RNG states)
     RUN/model_final.pth       the final weights
     RUN/last_checkpoint       the name of the newest checkpoint, relative to RUN
-    RUN/detectron2_config.yaml  detectron2's own config of the run (detectron2 engine)
+    RUN/detectron2_config.yaml  the run's config in detectron2's own format (both engines)
 
 Every checkpoint is a dict with ``"model"`` (a state dict), ``"config"`` (the vocabulary's
 flat dict) and ``"engine"`` (``"torchvision"`` or ``"detectron2"``), so :func:`load_predictor`
@@ -101,12 +101,11 @@ def resolve_engine(name: str = "auto") -> str:
     """
     check_choice("ENGINE", name, ENGINE_CHOICES)
     if name == "auto":
-        ok, _ = engine_available("detectron2")
-        if ok:
-            import torch
+        import torch
 
-            if torch.cuda.is_available():
-                return "detectron2"
+        # CUDA first: importing detectron2 takes seconds, and without a GPU it is not chosen
+        if torch.cuda.is_available() and engine_available("detectron2")[0]:
+            return "detectron2"
         return "torchvision"
     ok, why = engine_available(name)
     if not ok:

@@ -49,7 +49,8 @@ def evaluate_split(
     ----------
     predictor:
         A torchvision detection model (``nn.Module``), a run directory or checkpoint path
-        (loaded with :func:`~nanowire_utils.maskrcnn.model.load_checkpoint`), or a function
+        (a torchvision run loaded with :func:`~nanowire_utils.maskrcnn.model.load_checkpoint`,
+        another engine's with :func:`~nanowire_utils.maskrcnn.engine.load_predictor`), or a function
         ``image (H, W) float in [0, 1] -> Instances`` (e.g. an inference Predictor).
     data_dir, split:
         The dataset folder and split (``train``, ``val``, ``test``).
@@ -70,9 +71,14 @@ def evaluate_split(
     if max_images:
         records = records[:max_images]
     if isinstance(predictor, (str, os.PathLike)):
-        from nanowire_utils.maskrcnn.model import load_checkpoint
+        from nanowire_utils.maskrcnn.engine import checkpoint_engine, load_predictor, read_checkpoint
 
-        predictor, _ = load_checkpoint(predictor)
+        if checkpoint_engine(read_checkpoint(predictor), predictor) == "torchvision":
+            from nanowire_utils.maskrcnn.model import load_checkpoint
+
+            predictor, _ = load_checkpoint(predictor)
+        else:  # another engine's run: its own predictor
+            predictor = load_predictor(predictor, device=device or "auto")
     results = []
     t0 = time.perf_counter()
     if callable(predictor) and not hasattr(predictor, "state_dict"):

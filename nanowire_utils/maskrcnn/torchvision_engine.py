@@ -32,6 +32,7 @@ from nanowire_utils.maskrcnn.engine import (
     METRICS_FILE,
     Predictor,
     TrainResult,
+    checkpoint_engine,
     count_images,
     find_resume,
     read_checkpoint,
@@ -147,6 +148,12 @@ def _resume_checkpoint(cfg: TrainConfig, out_dir: Path, resume: bool, dist: Dist
             f"{out_dir} already holds a run ({ckpt_path.name}); resume it, or choose another output folder"
         )
     ckpt = read_checkpoint(ckpt_path)
+    found = checkpoint_engine(ckpt, ckpt_path)
+    if found != "torchvision":
+        raise ValueError(
+            f"{out_dir} holds a run of the {found} engine ({ckpt_path.name}), which the torchvision engine cannot "
+            f"resume; continue it with ENGINE={found!r} (--engine {found}) or choose another output folder"
+        )
     old = TrainConfig.from_dict(ckpt["config"])
     arch_diff = {k: (old[k], cfg[k]) for k in ARCH_KEYS if old[k] != cfg[k]}
     if arch_diff:
@@ -275,6 +282,10 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
         log.warning("the torchvision engine ignores these settings: %s", ignored)
     if D.main:
         cfg.to_json(out_dir / CONFIG_FILE, extra=provenance)
+        # the same configuration in detectron2's format, for its own tools (pure Python, no detectron2 needed)
+        from nanowire_utils.maskrcnn.detectron2_engine import YAML_FILE, write_detectron2_yaml
+
+        write_detectron2_yaml(cfg, out_dir / YAML_FILE, device=device.type, engine="torchvision")
         log.info(
             "%s %s at iteration %d of %d on %s x%d (%s)",
             "resuming" if ckpt else "training",
