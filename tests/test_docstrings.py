@@ -47,6 +47,7 @@ CHECKED = [
     "maskrcnn/weights.py",
     "maskrcnn/loading.py",
     "maskrcnn/inference.py",
+    "maskrcnn/evaluate.py",
     "instances.py",
     "coco.py",
     "paper.py",

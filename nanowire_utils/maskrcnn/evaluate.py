@@ -47,21 +47,35 @@ def evaluate_split(
 
     Parameters
     ----------
-    predictor:
+    predictor : torch.nn.Module or str or os.PathLike or callable
         A torchvision detection model (``nn.Module``), a run directory or checkpoint path
         (a torchvision run loaded with :func:`~nanowire_utils.maskrcnn.model.load_checkpoint`,
         another engine's with :func:`~nanowire_utils.maskrcnn.engine.load_predictor`), or a function
         ``image (H, W) float in [0, 1] -> Instances`` (e.g. an inference Predictor).
-    data_dir, split:
-        The dataset folder and split (``train``, ``val``, ``test``).
-    max_images:
+    data_dir : str or os.PathLike
+        The dataset folder (synthetic layout).
+    split : str
+        ``"train"``, ``"val"`` or ``"test"``.
+    max_images : int
         Evaluate the first N images only (0: all).
+    progress : bool
+        Show a tqdm progress bar.
+    device : str or torch.device or None
+        Where a model runs; None: where its parameters are (``"auto"`` for another
+        engine's run).
 
     Returns
     -------
     dict
         ``{"bbox": {"AP", "AP50", ...}, "segm": {...}, "n_images": n, "split": split,
-        "seconds_per_image": s}``.
+        "seconds_per_image": s}``; AP in percent, wall-clock seconds.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the dataset, the split or a checkpoint is missing.
+    ValueError
+        When the split or a checkpoint is invalid.
     """
     from tqdm.auto import tqdm
 
@@ -107,10 +121,29 @@ def evaluate_split(
 def table1_row(metrics: dict, cfg, n_images: int | None = None) -> dict:
     """One row laid out like the paper's Table 1.
 
-    ``cfg`` is a :class:`TrainConfig` or a run directory (its config.json). ``n_images`` is
-    the data set size (default: the training images recorded in config.json, else
-    ``DATASET.N_IMAGES``). Epochs are computed from the iterations actually run when the
-    run directory records them.
+    Epochs are computed from the iterations actually run when the run directory records
+    them.
+
+    Parameters
+    ----------
+    metrics : dict
+        From :func:`evaluate_split` (``metrics["bbox"]["AP"]``, ``metrics["segm"]["AP"]``).
+    cfg : TrainConfig or str or os.PathLike
+        The run's configuration, or its run directory (its config.json).
+    n_images : int or None
+        The data set size (default: the images recorded in config.json, else
+        ``DATASET.N_IMAGES``).
+
+    Returns
+    -------
+    dict
+        ``Epochs``, ``Dataset size``, ``Learning rate``, ``ROI head``, ``IoU thr``,
+        ``NMS``, ``AP bbox``, ``AP segm`` (AP in percent).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``cfg`` is a folder without config.json.
     """
     extra = {}
     if isinstance(cfg, (str, os.PathLike)):
