@@ -13,7 +13,8 @@ Columns of ``results.csv`` (one row per finished or failed run):
   ``SOLVER.IMS_PER_BATCH``, ``SOLVER.MAX_ITER``, ``SOLVER.STEPS``, ``SOLVER.WARMUP_ITERS``;
 * ``iterations`` and ``minutes`` of training, ``engine``, ``host``, ``device``, ``commit``;
 * ``test_bbox_AP`` ... ``test_segm_APl``: COCO AP (percent) on the common synthetic test set;
-* per real image (``ptychography``, ``stxm``, ``sem``): ``<image>_input_scale``,
+* per real image (``ptychography``, ``stxm``, ``sem``): ``<image>_input_scale`` (from the
+  image alone, :func:`real_input_scales`) and ``<image>_input_scale_method``,
   ``<image>_accuracy`` (foreground accuracy, Eq. 3), ``<image>_segm_AP``,
   ``<image>_segm_AP50``, ``<image>_bbox_AP`` (all predictions scoring >= the test threshold
   0.05) and ``<image>_post_accuracy``, ``<image>_post_segm_AP`` (after post-processing).
@@ -36,13 +37,13 @@ from nanowire_utils.paper import AP_KEYS, MODALITIES
 log = logging.getLogger(__name__)
 
 RESULTS = "results.csv"
+#: Columns every results table has, even before any run finished.
+BASE_COLUMNS = ("run", "paper_run", "replicate_of", "status", "error", "SEED", "iterations", "minutes")
 PROVENANCE_SUFFIX = ".provenance.json"
 #: The metric the analyses use by default: synthetic test mask AP.
 DEFAULT_METRIC = "test_segm_AP"
 #: The paper's model selection (its Tables 2-4 list these runs first; Table 1's best is run 12).
 PAPER_BEST = {"synthetic (Table 1)": 12, "ptychography (Table 2)": 13, "stxm (Table 3)": 1, "sem (Table 4)": 1}
-#: Real-image input scale: how it was chosen (recorded in the table).
-INPUT_SCALE_METHOD = "fixed 1.0 (no image-only scale estimator in the package yet)"
 
 
 def provenance_path(csv_path) -> Path:
@@ -51,17 +52,42 @@ def provenance_path(csv_path) -> Path:
 
 
 # --------------------------------------------------------------------------- evaluation of one run
-def input_scale_for(modality: str, image) -> tuple[float, str]:
-    """The input scale of a real image, from the image alone, and how it was found.
+def real_input_scales(sweep_dir, generator_preset: str, modalities=MODALITIES) -> dict:
+    """``{modality: {"scale", "method", "image width (px)", "training width (px)"}}``: the input
+    scale of each real image, from the image alone
+    (:func:`nanowire_utils.chapters.crossmodality.image_scales`: the median wire width of the
+    preprocessed image against that of the training generator's images; no annotation is
+    read). The same for every run of a generator, so it is computed once and kept in
+    ``SWEEP/real_input_scales.json``."""
+    from nanowire_utils.chapters import crossmodality as cm
+    from nanowire_utils.sweep.runner import _file_lock, _read_json
 
-    Uses the package's image-only estimator when there is one; until then 1.0 (the image as
-    it is). The scale must never come from the reference annotation that is then scored.
-    """
-    try:  # issue 9 part 4 adds an image-only estimator; use it when present
-        from nanowire_utils.chapters.crossmodality import estimate_input_scale  # type: ignore[attr-defined]
-    except ImportError:
-        return 1.0, INPUT_SCALE_METHOD
-    return float(estimate_input_scale(image, modality=modality)), "crossmodality.estimate_input_scale (image only)"
+    path = Path(sweep_dir) / "real_input_scales.json"
+    with _file_lock(Path(sweep_dir) / ".real_input_scales.lock"):
+        cache = _read_json(path, {}) or {}
+        todo = [m for m in modalities if m not in cache.get(generator_preset, {})]
+        if todo:
+            table = cm.image_scales(generator_preset, todo)
+            entry = cache.setdefault(generator_preset, {})
+            for mod in todo:
+                r = table.loc[mod]
+                entry[mod] = {
+                    "scale": float(r["input scale"]),
+                    "method": "image only (crossmodality.image_scales)"
+                    + ("" if bool(r["wires found"]) else f"; fallback 1.0: {r['fallback reason']}"),
+                    "image width (px)": _num(r["image width (px)"]),
+                    "training width (px)": _num(r["training width (px)"]),
+                }
+            write_json_atomic(path, cache, indent=1)
+    return {m: cache[generator_preset][m] for m in modalities}
+
+
+def _num(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
 
 
 def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: str | None = None) -> dict:
@@ -99,10 +125,17 @@ def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: s
     for task in ("bbox", "segm"):
         for k in AP_KEYS:
             row[f"test_{task}_{k}"] = float(test[task][k])
-    for mod in MODALITIES:
+    real = manifest.get("real_images")
+    mods = [m for m in MODALITIES if real is None or m in real]
+    try:
+        scales = real_input_scales(sweep_dir, manifest["runs"][run_id]["config"]["DATASET.GENERATOR_PRESET"], mods)
+    except Exception as err:  # noqa: BLE001 - e.g. the samples cannot be had: recorded per image below
+        log.warning("input scales of the real images not estimated: %s: %s", type(err).__name__, err)
+        scales = {}
+    for mod in mods:
         try:
             image = load_sample(mod)
-            scale, method = input_scale_for(mod, image)
+            scale, method = scales[mod]["scale"], scales[mod]["method"]
             res = cm.run_modality(predictor, mod, input_scale=scale, tile=manifest.get("real_tile"), image=image)
             row[f"{mod}_input_scale"] = scale
             row[f"{mod}_accuracy"] = res.metrics["accuracy"]
@@ -111,7 +144,7 @@ def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: s
             row[f"{mod}_bbox_AP"] = res.metrics["bbox_AP"]
             row[f"{mod}_post_accuracy"] = res.metrics_post["accuracy"]
             row[f"{mod}_post_segm_AP"] = res.metrics_post["segm_AP"]
-            row["input_scale_method"] = method
+            row[f"{mod}_input_scale_method"] = method
             log.info("%s: accuracy %.1f %%, segm AP %.2f", mod, res.metrics["accuracy"], res.metrics["segm_AP"])
         except Exception as err:  # noqa: BLE001 - a missing sample image must not lose the run
             log.warning("real image %s not evaluated: %s: %s", mod, type(err).__name__, err)
@@ -192,7 +225,7 @@ def results_table(sweep_dir):
             rows.append(_read_json(run_dir(sweep_dir, rid) / RESULT))
         elif state == "failed":
             rows.append(failed_row(sweep_dir, rid, manifest))
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else list(BASE_COLUMNS))
     if len(df):
         df = df.set_index("run", drop=False)
         df.index.name = None
@@ -377,7 +410,7 @@ def side_by_side(df, metric_bbox: str = "test_bbox_AP", metric_segm: str = "test
     from nanowire_utils import paper
 
     ours = df[df["replicate_of"].isna()] if "replicate_of" in df else df
-    ours = ours.set_index("paper_run")
+    ours = ours.set_index("paper_run") if "paper_run" in ours else ours
     rows = []
     for r in paper.table1():
         no = r["No."]
@@ -413,10 +446,12 @@ def noise_band(df, metric: str = DEFAULT_METRIC, baseline: str | None = None) ->
     """The baseline's seed-to-seed spread of ``metric``: ``values`` (by run id), ``mean``,
     ``std`` (sample, ddof=1), ``min``, ``max``, ``n``. ``baseline`` defaults to the
     provenance's."""
+    import pandas as pd
+
     baseline = baseline or df.attrs.get("provenance", {}).get("baseline") or "run10"
     done = df[df["status"] == "done"]
     ids = [r for r in done.index if r == baseline or done.loc[r].get("replicate_of") == baseline]
-    vals = done.loc[ids, metric].astype(float).dropna()
+    vals = done.loc[ids, metric].astype(float).dropna() if metric in done else pd.Series(dtype=float)
     n = len(vals)
     return {
         "baseline": baseline,
@@ -460,7 +495,7 @@ def single_parameter_effects(df, metric: str = DEFAULT_METRIC, subsets: dict | N
     rows = []
     for subset, key in (subsets or SINGLE_PARAMETER).items():
         for rid in groups.get(subset, []):
-            if rid not in df.index or df.loc[rid, "status"] != "done":
+            if rid == band["baseline"] or rid not in df.index or df.loc[rid, "status"] != "done":
                 continue
             r = df.loc[rid]
             v = float(r[metric])
@@ -508,8 +543,9 @@ def selection_table(df, synthetic: str = DEFAULT_METRIC):
         if s.notna().sum() == 0:
             continue
         rank = s.rank(ascending=False, method="min")
-        both = done[[synthetic, col]].astype(float).dropna()
-        rho = both[synthetic].rank().corr(both[col].rank()) if len(both) > 2 else math.nan
+        x = done[synthetic].astype(float)
+        ok = x.notna() & s.notna()
+        rho = x[ok].rank().corr(s[ok].rank()) if ok.sum() > 2 else math.nan
         rows.append(
             {
                 "score": col,

@@ -129,6 +129,7 @@ def make_manifest(sweep: Sweep, scale: str, data_root, data_seed: int = 0) -> di
         "subsets": sweep.subsets,
         "n_test": sc.n_test,
         "real_tile": sc.real_tile,
+        "real_images": sc.real_images,
         "data_root": str(Path(data_root).resolve()),
         "data_seed": int(data_seed),
         "runs": {p.id: _planned_dict(p) for p in plan},
@@ -684,7 +685,12 @@ def _run_submitit(sweep_dir, ids, cluster, parameters, retry_failed, wait, progr
         {"submitted": _now(), "jobs": {rid: str(j.job_id) for rid, j in zip(ids, jobs)}},
         indent=1,
     )
-    log.info("submitted %d jobs through submitit (%s): %s", len(jobs), ex.cluster, [j.job_id for j in jobs])
+    log.info(
+        "submitted %d jobs through submitit (%s): %s",
+        len(jobs),
+        getattr(ex, "cluster", type(ex).__name__),
+        [j.job_id for j in jobs],
+    )
     if not wait:
         return {rid: "submitted" for rid in ids}, jobs
     from tqdm.auto import tqdm

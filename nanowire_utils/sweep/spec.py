@@ -29,7 +29,18 @@ BUILTIN = {"table1": Path(__file__).resolve().parent / "table1.yaml"}
 _INDEXED = re.compile(r"^(?P<key>[A-Z0-9_.]+)\[(?P<i>\d+)\]$")
 _TOP_KEYS = {"name", "description", "columns", "runs", "baseline", "seeds", "subsets", "scales"}
 _RUN_KEYS = {"paper", "set", "note"}
-_SCALE_KEYS = {"preset", "epoch_factor", "dataset_factor", "min_images", "n_test", "real_tile", "runs", "set", "note"}
+_SCALE_KEYS = {
+    "preset",
+    "epoch_factor",
+    "dataset_factor",
+    "min_images",
+    "n_test",
+    "real_tile",
+    "real_images",
+    "runs",
+    "set",
+    "note",
+}
 
 
 def split_key(column_key: str) -> tuple[str, int | None]:
@@ -106,6 +117,7 @@ class ScaleSpec:
     min_images: int = 10
     n_test: int = 100
     real_tile: int | None = None
+    real_images: list | None = None  # None: all of paper.MODALITIES
     runs: list | None = None
     set: dict = field(default_factory=dict)
 
@@ -304,6 +316,9 @@ def load_sweep(source="table1") -> Sweep:
         extra = _as_mapping(entry.get("set"), f"{where}: set")
         for key, value in extra.items():
             _check_key(str(key), where)
+            base = split_key(str(key))[0]
+            for k in [k for k in keys if split_key(k)[0] == base and k != str(key)]:
+                del keys[k]  # the run's own value replaces Table 1's for the same key
             keys[str(key)] = value
         seed = keys.pop("SEED", None)
         runs[rid] = RunSpec(id=rid, paper=no, keys=keys, seed=seed, note=str(entry.get("note", "")))
@@ -347,6 +362,7 @@ def load_sweep(source="table1") -> Sweep:
             min_images=int(entry.get("min_images", 10)),
             n_test=int(entry.get("n_test", 100)),
             real_tile=entry.get("real_tile"),
+            real_images=entry.get("real_images"),
             runs=entry.get("runs"),
             set=dict(entry.get("set") or {}),
         )
@@ -354,6 +370,8 @@ def load_sweep(source="table1") -> Sweep:
         check_range(f"{where}: dataset_factor", sc.dataset_factor, 0, None, low_inclusive=False)
         check_range(f"{where}: min_images", sc.min_images, 3, None)
         check_range(f"{where}: n_test", sc.n_test, 1, None)
+        if sc.real_images is not None and not set(sc.real_images) <= set(paper.MODALITIES):
+            raise ValueError(f"{where}: real_images must be a list of {paper.MODALITIES}, got {sc.real_images!r}")
         scales[sc.name] = sc
     if not scales:
         scales["auto"] = ScaleSpec(name="auto", preset="auto")
@@ -408,3 +426,34 @@ def duplicate_results() -> list[tuple[int, int]]:
             if math.isclose(a["AP bbox"], b["AP bbox"]) and math.isclose(a["AP segm"], b["AP segm"]):
                 pairs.append((a["No."], b["No."]))
     return pairs
+
+
+def plan_table(sweep: Sweep, scale: str, runs=None):
+    """The planned runs at ``scale`` as a DataFrame: Table 1's epochs, the scaled epochs,
+    images (all splits and training), iterations and LR drop after
+    :func:`~nanowire_utils.maskrcnn.config.apply_epochs`, and every other key of the run."""
+    import pandas as pd
+
+    from nanowire_utils import paper
+    from nanowire_utils.maskrcnn.config import apply_epochs
+    from nanowire_utils.synth.dataset import split_sizes
+
+    t1 = {r["No."]: r for r in paper.table1()}
+    rows = []
+    for p in sweep.plan(scale, runs):
+        cfg = p.train_config()
+        n_train = split_sizes(p.n_images, (0.8, 0.1, 0.1))["train"]
+        resolved, _ = apply_epochs(cfg, n_train)
+        row = {"run": p.id, "paper run": p.paper, "SEED": p.seed}
+        row["Table 1 epochs"] = t1[p.paper]["Epochs"] if p.paper in t1 else None
+        row.update({k: v for k, v in p.keys.items()})
+        row.update(
+            {
+                "training images": n_train,
+                "SOLVER.IMS_PER_BATCH": cfg["SOLVER.IMS_PER_BATCH"],
+                "iterations": resolved["SOLVER.MAX_ITER"],
+                "LR drop at": resolved["SOLVER.STEPS"],
+            }
+        )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
