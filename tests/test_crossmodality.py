@@ -13,7 +13,10 @@ import pytest  # noqa: E402
 
 from nanowire_utils import paper  # noqa: E402
 from nanowire_utils.chapters import crossmodality as cm  # noqa: E402
-from nanowire_utils.instances import Instances  # noqa: E402
+from nanowire_utils.instances import (
+    Instances,  # noqa: E402
+    resize_instances,  # noqa: E402
+)
 from nanowire_utils.real.annotations import load_reference  # noqa: E402
 from nanowire_utils.real.evaluation import mask_iou  # noqa: E402
 from nanowire_utils.viz import crossmodality as cmviz  # noqa: E402
@@ -31,7 +34,7 @@ class OraclePredictor:
     def predict(self, image, tile=None):
         shape = np.asarray(image).shape[:2]
         self.seen_shapes.append(shape)
-        inst = cm.resize_instances(self.instances, shape)
+        inst = resize_instances(self.instances, shape)
         masks, scores = list(inst.masks), list(np.linspace(0.99, 0.6, len(inst)))
         if self.spurious:
             inner = np.zeros(shape, bool)
@@ -78,11 +81,11 @@ def test_widths_and_auto_scale():
 
 def test_resize_instances_round_trip_keeps_outlines():
     inst = Instances.from_masks(np.stack([_bar((50, 70), 5, 15, 3, 60)]), np.array([0.7], np.float32))
-    up = cm.resize_instances(inst, (100, 140))
-    back = cm.resize_instances(up, (50, 70))
+    up = resize_instances(inst, (100, 140))
+    back = resize_instances(up, (50, 70))
     assert up.image_shape == (100, 140) and back.scores[0] == pytest.approx(0.7)
     assert mask_iou(back.masks, inst.masks)[0, 0] > 0.9
-    assert cm.resize_instances(inst, (50, 70)) is inst
+    assert resize_instances(inst, (50, 70)) is inst
 
 
 def test_run_modality_rescales_scores_and_postprocesses():
@@ -145,7 +148,7 @@ def test_resize_instances_agrees_with_skimage_resize():
     masks[2] = rng.random((41, 57)) > 0.97  # scattered pixels, touching the border
     inst = Instances.from_masks(masks)
     for shape in [(90, 120), (30, 40)]:
-        ours = cm.resize_instances(inst, shape).masks
+        ours = resize_instances(inst, shape).masks
         ref = np.stack([resize(m.astype(np.float32), shape, order=1, anti_aliasing=False) >= 0.5 for m in masks])
         assert np.mean(ours != ref) < 0.002
 

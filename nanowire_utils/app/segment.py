@@ -577,7 +577,7 @@ def segment(
     report("segmenting", 0.15)
     pred = predictor.predict(model_in, tile=tile)
     if pred.image_shape != tuple(np.asarray(image).shape[:2]):
-        from nanowire_utils.chapters.crossmodality import resize_instances
+        from nanowire_utils.instances import resize_instances
 
         pred = resize_instances(pred, np.asarray(image).shape[:2])
     seconds["segmenting"] = time.perf_counter() - t

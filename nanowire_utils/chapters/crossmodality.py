@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nanowire_utils._checks import check_choice, check_range
-from nanowire_utils.instances import Instances
+from nanowire_utils.instances import Instances, resize_instances
 from nanowire_utils.paper import AP_KEYS, MODALITIES, real_image_rows
 from nanowire_utils.paper import MODALITY_TITLES as TITLES
 from nanowire_utils.paper import TABLE_NUMBER as PAPER_TABLE_NUMBER
@@ -170,41 +170,6 @@ def resolve_input_scales(input_scale, scales_table=None, modalities=MODALITIES) 
 
 
 # --------------------------------------------------------------------------- running
-
-
-def resize_instances(instances: Instances, shape) -> Instances:
-    """The same instances with masks resampled to ``shape`` (rows, cols): bilinear, then
-    thresholded at 0.5, so an instance keeps its outline when predicted on an enlarged
-    image and scored at the reference's size. Scores are kept, boxes recomputed.
-
-    Each mask is resampled only around its bounding box (pixel-centre aligned, as
-    ``skimage.transform.resize``), so hundreds of masks on a megapixel image take seconds.
-    """
-    from scipy.ndimage import map_coordinates
-
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (rows, cols) with positive sizes, got {shape}")
-    if instances.image_shape == shape:
-        return instances
-    h, w = instances.image_shape
-    sy, sx = shape[0] / h, shape[1] / w
-    out = np.zeros((len(instances), *shape), bool)
-    for i, m in enumerate(instances.masks):
-        rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-        if not len(rows):
-            continue
-        y0, y1 = max(rows[0] - 2, 0), min(rows[-1] + 3, h)
-        x0, x1 = max(cols[0] - 2, 0), min(cols[-1] + 3, w)
-        oy0, oy1 = int(math.floor(y0 * sy)), min(int(math.ceil(y1 * sy)), shape[0])
-        ox0, ox1 = int(math.floor(x0 * sx)), min(int(math.ceil(x1 * sx)), shape[1])
-        yy = (np.arange(oy0, oy1) + 0.5) / sy - 0.5 - y0
-        xx = (np.arange(ox0, ox1) + 0.5) / sx - 0.5 - x0
-        grid = np.meshgrid(yy, xx, indexing="ij")
-        crop = np.pad(m[y0:y1, x0:x1].astype(np.float32), 1)  # zero ring: nothing leaks from the edge
-        values = map_coordinates(crop, [grid[0] + 1, grid[1] + 1], order=1, mode="nearest")
-        out[i, oy0:oy1, ox0:ox1] = values >= 0.5
-    return Instances.from_masks(out, instances.scores)
 
 
 @dataclass

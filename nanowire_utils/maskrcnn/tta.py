@@ -16,7 +16,7 @@ Each view is a flip (``"none"``, ``"h"`` left-right, ``"v"`` up-down, ``"hv"`` b
 180 degree rotation) of the image resampled by a factor (``scales``, bilinear). The paper
 trained with horizontal and vertical flips, so every flipped view is an image of the training
 distribution. The wrapped predictor segments each view; its instances are flipped back and
-resampled to the image's size (:func:`nanowire_utils.chapters.crossmodality.resize_instances`).
+resampled to the image's size (:func:`nanowire_utils.instances.resize_instances`).
 A view too large for memory is tiled by the wrapped predictor exactly as a plain prediction
 is (its ``tile`` and ``overlap`` arguments are passed on; ``tile=None`` tiles automatically).
 
@@ -231,7 +231,7 @@ class TTAPredictor:
     def predict_views(self, image, modality: str | None = None, tile=None, overlap=None) -> list[Instances]:
         """The wrapped predictor's instances in each view, flipped back and resampled to the
         image's size (before merging)."""
-        from nanowire_utils.chapters.crossmodality import resize_instances
+        from nanowire_utils.instances import resize_instances
         from nanowire_utils.maskrcnn.inference import to_gray01
         from nanowire_utils.real.preprocessing import rescale_by
 
