@@ -1110,3 +1110,24 @@ def load_predictor(ckpt_path, ckpt: dict, device: str = "cpu", score_thresh=None
         train_size=train_image_size(vocab),
         source=Path(ckpt_path),
     )
+
+
+def _main(argv=None) -> int:
+    """``python -m nanowire_utils.maskrcnn.detectron2_engine check-wheel WHEEL``: exit 0 when
+    :func:`check_wheel` accepts it (scripts/_venv.sh then installs it), else print one line
+    saying why and exit 1. ``... available``: exit 0 when detectron2 imports, else one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "check-wheel":
+        ok, msg = check_wheel(args[1])
+    elif args == ["available"]:
+        ok, msg = available()
+        msg = msg or "detectron2 imports"
+    else:
+        print("usage: python -m nanowire_utils.maskrcnn.detectron2_engine check-wheel WHEEL | available")
+        return 2
+    print(msg)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
