@@ -8,6 +8,7 @@ the test's tmp_path) and prints its path and the click-to-overlay time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -378,49 +379,94 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def app_server(tiny_run, tmp_path):
-    """``nanowire-utils app`` on 127.0.0.1 and a free port, in its own process group; always stopped."""
-    port = _free_port()
-    log = open(tmp_path / "voila.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nanowire_utils.cli",
-            "app",
-            "--runs",
-            str(tiny_run.parent),
-            "--port",
-            str(port),
-            "--no-browser",
-            "--score-thresh",
-            "0.05",
-            "--device",
-            "cpu",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        from nanowire_utils.cli.app import wait_for_port
+def app_run(request):
+    """The model the browser test serves: the tiny one trained here, or the run folder named by
+    ``NANOWIRE_UTILS_APP_TEST_RUN`` (e.g. a ``cpu``-preset run, to time the app with it)."""
+    chosen = os.environ.get("NANOWIRE_UTILS_APP_TEST_RUN")
+    return Path(chosen) if chosen else request.getfixturevalue("tiny_run")
 
-        if not wait_for_port("127.0.0.1", port, timeout=120, process=proc):
-            log.flush()
-            pytest.fail(f"the app server did not start:\n{(tmp_path / 'voila.log').read_text()[-3000:]}")
-        yield f"http://127.0.0.1:{port}/"
-    finally:
+
+@contextlib.contextmanager
+def _served(cmd, tmp_path, env=None):
+    """Run a server command on a free 127.0.0.1 port (``{port}`` in ``cmd``) in its own process
+    group; yields its URL once it answers. The whole group is always stopped."""
+    from nanowire_utils.cli.app import wait_for_port
+
+    port = _free_port()
+    log_path = tmp_path / "voila.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(c).format(port=port) for c in cmd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        )
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            if not wait_for_port("127.0.0.1", port, timeout=120, process=proc):
+                log.flush()
+                pytest.fail(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+            yield f"http://127.0.0.1:{port}/"
+        finally:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        log.close()
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+
+@pytest.fixture
+def app_server(app_run, tmp_path):
+    """``nanowire-utils app`` on 127.0.0.1 and a free port; always stopped."""
+    cmd = [sys.executable, "-m", "nanowire_utils.cli", "app", "--runs", app_run.parent, "--model", app_run]
+    cmd += ["--port", "{port}", "--no-browser", "--score-thresh", "0.05", "--device", "cpu"]
+    with _served(cmd, tmp_path) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_render_explorer_live_in_voila(browser, tmp_path):
+    """The chapter 2 explorer in a real page: live sliders (not the static picture), and each
+    key press on a slider redraws; prints the server-side and the key-to-redraw times."""
+    from nanowire_utils.cli.app import prepare, voila_command
+
+    nb_path, env = prepare(tmp_path, [])
+    nb = json.loads(nb_path.read_text())
+    nb["cells"][0]["source"] = (
+        "from nanowire_utils.app.widgets import RenderExplorer\n\nRenderExplorer(real='ptychography')"
+    )
+    nb_path.write_text(json.dumps(nb))
+    cmd = [c.replace("--port=0", "--port={port}") for c in voila_command(nb_path, 0)]
+    with _served(cmd, tmp_path, env={k: env[k] for k in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH")}) as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.locator(".widget-slider").first.wait_for()
+        assert page.locator(".jp-RenderedImage").count() == 0, "the static picture was shown instead of the widget"
+        assert page.locator("img.widget-image").count() == 2
+        status = page.locator(".widget-html-content", has_text="updated in").first
+        handle = page.locator(".widget-slider .noUi-handle").first  # blur sigma
+        times = []
+        for _ in range(5):
+            before = status.inner_text()
+            t0 = time.perf_counter()
+            handle.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(
+                "b => ![...document.querySelectorAll('.widget-html-content')].some(e => e.innerText === b)", arg=before
+            )
+            times.append(time.perf_counter() - t0)
+        last = status.inner_text()
+        assert "cannot" not in last
+        page.close()
+    print(
+        f"\nrenderer explorer in Chromium: key press to redrawn status {np.median(times):.3f} s median "
+        f"(max {max(times):.3f} s); last server-side update: {last}"
+    )
 
 
 def _segment_and_wait(page, width: int) -> float:
@@ -433,11 +479,12 @@ def _segment_and_wait(page, width: int) -> float:
     )
     seconds = time.perf_counter() - t0
     page.locator("table.nw-stats-table").wait_for()
+    page.locator("a.nw-download").nth(3).wait_for()
     return seconds
 
 
 @pytest.mark.slow
-def test_app_in_a_real_browser(app_server, browser, tmp_path):
+def test_app_in_a_real_browser(app_server, app_run, browser, tmp_path):
     from PIL import Image
 
     artifacts = Path(os.environ.get("NANOWIRE_UTILS_TEST_ARTIFACTS", tmp_path))
@@ -475,8 +522,10 @@ def test_app_in_a_real_browser(app_server, browser, tmp_path):
         raise
     finally:
         page.close()
+    log = (tmp_path / "voila.log").read_text()
+    assert f"serving the segmentation app at {app_server}" in log, log[-2000:]  # the CLI printed the URL
     print(
-        f"\nsegmentation app in Chromium (tiny smoke model, CPU): sample click-to-overlay {first:.1f} s "
+        f"\nsegmentation app in Chromium (model {app_run}, CPU): sample click-to-overlay {first:.1f} s "
         f"(with model loading), {sample_rows} table rows; 512 x 512 upload click-to-overlay {click_to_overlay:.1f} s, "
         f"{rows} rows; screenshot {shot}"
     )

@@ -350,7 +350,7 @@ class SegmentationApp(LiveFigure):
 
     def _show_result(self, result) -> None:
         self.result = result
-        self.overlay_image.value = result.overlay_png()
+        overlay = result.overlay_png()
         self.stats_image.value = figure_png(result.statistics_figure(), dpi=80)
         self.summary.value = f'<div class="nw-summary"><b>{html.escape(result.summary())}</b></div>'
         table = result.display_table()
@@ -368,6 +368,7 @@ class SegmentationApp(LiveFigure):
             _download_link(name, content, mime) for name, (content, mime) in result.downloads().items()
         )
         self._report(f"done in {result.seconds.get('total', 0):.1f} s", 1.0)
+        self.overlay_image.value = overlay  # last: when the overlay shows, everything else is there
 
     def static_figure(self):
         """The overlay and the statistics histograms of the last result (None before a run)."""
