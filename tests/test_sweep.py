@@ -356,3 +356,18 @@ def test_best_of_n_optimism():
     assert best_of_n_optimism(20, 3.0)["expected"] == pytest.approx(3 * twenty["expected"], rel=1e-9)
     with pytest.raises(ValueError):
         best_of_n_optimism(0, 1.0)
+
+
+def test_one_gpu_per_worker_environment(monkeypatch):
+    """Multi-GPU: each worker process sees only its own GPU and a share of the CPU threads."""
+    from nanowire_utils.sweep.runner import _parse_devices, _worker_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert _parse_devices("cuda:0,cuda:1") == ["cuda:0", "cuda:1"]
+    env, dev = _worker_env("cuda:1", 2)
+    assert dev == "cuda" and env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert int(env["OMP_NUM_THREADS"]) == max(1, (os.cpu_count() or 1) // 2)
+    env, dev = _worker_env("cpu", 2)
+    assert dev == "cpu" and env["CUDA_VISIBLE_DEVICES"] == ""
+    with pytest.raises(ValueError, match="gpu0"):
+        _parse_devices("gpu0")

@@ -57,6 +57,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--status", action="store_true", help="show which runs are done, running and failed, and exit")
     p.add_argument("--list", action="store_true", help="print the planned runs and their keys, and exit")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="CSV",
+        help="write OUT's results table (finished and failed runs so far) with its provenance to CSV, and exit",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_sweep_command)
 
@@ -76,6 +82,13 @@ def run_sweep_command(args) -> int:
     from nanowire_utils.sweep.runner import format_status, run_sweep, sweep_status
 
     if args.status:
+        print(format_status(sweep_status(args.out)))
+        return 0
+    if args.export:
+        from nanowire_utils.sweep.results import write_results
+
+        path = write_results(args.out, csv_path=args.export)
+        print(f"wrote {path} and {path.with_name(path.stem + '.provenance.json').name}")
         print(format_status(sweep_status(args.out)))
         return 0
     if args.list:

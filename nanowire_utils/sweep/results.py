@@ -276,6 +276,7 @@ def write_results(sweep_dir, command: str | None = None, csv_path=None) -> Path:
 
     sweep_dir = Path(sweep_dir)
     csv_path = Path(csv_path) if csv_path else sweep_dir / RESULTS
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(sweep_dir / ".results.lock"):
         df = results_table(sweep_dir)
         fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")

@@ -545,13 +545,13 @@ def _parse_devices(devices) -> list[str] | None:
 
 def _worker_env(device: str, n_workers: int) -> tuple[dict, str]:
     env = dict(os.environ)
+    # the CPU cores are shared by the workers (CPU training, or data loading next to a GPU)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, n_workers))))
     if device.startswith("cuda:"):
-        env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+        env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # the worker sees only its GPU
         return env, "cuda"
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
-        threads = max(1, (os.cpu_count() or 1) // max(1, n_workers))
-        env.setdefault("OMP_NUM_THREADS", str(threads))
         return env, "cpu"
     return env, device
 
