@@ -177,8 +177,24 @@ def test_model_input_modalities_and_scale():
     assert sg.model_input(img, "sem", 0.5).shape == (50, 60)
     with pytest.raises(sg.AppError, match="unknown modality"):
         sg.model_input(img, "xray", 1.0)
-    scale, note = sg.estimate_input_scale(img, "ptychography")
-    assert 0.1 <= scale <= 8 and note
+
+
+def test_scale_estimate_follows_the_image_and_the_model(tmp_path):
+    from nanowire_utils.real.preprocessing import rescale_by
+
+    image = sg.load_sample_image("ptychography")
+    full, note = sg.estimate_input_scale(image, "ptychography")  # no run: the 'paper' training widths
+    assert "'paper' training images" in note
+    half = (rescale_by(image / 255.0, 0.5) * 255).round().astype(np.uint8)
+    halved, _ = sg.estimate_input_scale(half, "ptychography")
+    assert 1.6 < halved / full < 2.4, (full, halved)  # wires half as wide: enlarge about twice as much
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"DATASET.GENERATOR_PRESET": "smoke"}))
+    smoke, note = sg.estimate_input_scale(image, "ptychography", run)
+    assert "'smoke' training images" in note and smoke < full  # the smoke preset's wires are narrower
+    blank, note = sg.estimate_input_scale(np.zeros((64, 64), np.uint8))
+    assert blank == 1.0 and "no wires measurable" in note
 
 
 def test_find_runs_and_missing_models(tmp_path):

@@ -19,6 +19,7 @@ message says what is wrong and what to do; the app shows it and stays usable.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -168,44 +169,53 @@ def model_input(image: np.ndarray, modality: str | None, input_scale: float = 1.
     return np.ascontiguousarray(gray, dtype=np.float32)
 
 
-def _scale_estimator():
-    """The package's image-only input-scale estimator, if this version has one, else None."""
-    import importlib
-
-    for module, name in (
-        ("nanowire_utils.real.preprocessing", "estimate_input_scale"),
-        ("nanowire_utils.chapters.crossmodality", "estimate_input_scale"),
-    ):
-        try:
-            func = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            func = None
-        if callable(func):
-            return func
-    return None
-
-
-def estimate_input_scale(image: np.ndarray, modality: str | None = None) -> tuple[float, str]:
-    """``(scale, note)``: the factor that brings the image's wire widths to the training
-    data's, and a sentence on where it comes from.
-
-    Uses the package's image-only estimator when it has one; otherwise 1.0 (the image at its
-    own pixel size), and the note says so, so the user can type a scale.
-    """
-    func = _scale_estimator()
-    if func is None:
-        return 1.0, "no image-based scale estimator in this version: 1 (the image's own pixel size); type a scale"
+def run_generator_preset(run_dir) -> str | None:
+    """The generator preset a run's training data came from (``DATASET.GENERATOR_PRESET`` of its
+    ``config.json``), or None when the run folder does not say."""
+    if run_dir in (None, ""):
+        return None
+    path = Path(run_dir).expanduser()
+    path = path / "config.json" if path.is_dir() else path.parent / "config.json"
     try:
-        try:
-            value = func(image, modality=modality)
-        except TypeError:
-            value = func(image)
-        scale = float(value[0] if isinstance(value, (tuple, list)) else getattr(value, "scale", value))
+        value = json.loads(path.read_text()).get("DATASET.GENERATOR_PRESET")
+    except (OSError, ValueError):
+        return None
+    return str(value) if value else None
+
+
+@functools.lru_cache(maxsize=8)
+def training_width(generator_preset: str = "paper", n_images: int = 8, seed: int = 0) -> float:
+    """Median wire width in px of the training images of a generator preset (measured once,
+    then cached): :func:`nanowire_utils.real.scale.training_image_width`."""
+    from nanowire_utils.real.scale import training_image_width
+
+    return training_image_width(generator_preset, n_images=n_images, seed=seed)
+
+
+def estimate_input_scale(image: np.ndarray, modality: str | None = None, run_dir=None) -> tuple[float, str]:
+    """``(scale, note)``: the factor that brings the image's wire widths to those of the
+    training images of the run's model, from the image alone, and a sentence saying how.
+
+    Both widths come from :mod:`nanowire_utils.real.scale` (the same estimator on the
+    preprocessed image at scale 1 and on fresh images of the run's generator preset, ``paper``
+    when the run does not name one). An image without measurable wires, or any failure of the
+    estimate, gives 1.0 with the reason in the note; the app never stops for it.
+    """
+    from nanowire_utils.real.scale import estimate_input_scale as _estimate
+
+    preset = run_generator_preset(run_dir) or "paper"
+    try:
+        gray = model_input(image, modality, 1.0)
+        train = training_width(preset)
+        est = _estimate(gray, train, name="upload")
     except Exception as err:  # an estimate failing must not stop the app
-        return 1.0, f"scale could not be estimated ({type(err).__name__}: {err}); using 1"
-    if not (math.isfinite(scale) and 0.1 <= scale <= 8):
-        return 1.0, f"estimated scale {scale:g} is outside 0.1-8; using 1"
-    return round(scale, 2), f"estimated from the image's wire widths: {scale:.2f}"
+        return 1.0, f"the scale could not be estimated ({type(err).__name__}: {err}); using 1, type another"
+    if est.fallback:
+        return 1.0, f"no wires measurable in the image ({est.reason}); using 1, type another"
+    return round(float(est.scale), 2), (
+        f"estimated: wires {est.width_px:.1f} px wide here, {est.train_width_px:.1f} px in the "
+        f"'{preset}' training images"
+    )
 
 
 # ----------------------------------------------------------------------------- models

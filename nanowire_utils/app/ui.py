@@ -178,6 +178,8 @@ class SegmentationApp(LiveFigure):
         for name in ("score_thresh", "nested", "nested_fraction", "pixel_size_nm"):
             c[name].observe(self._on_filter_change, names="value")
         c["nested"].observe(lambda ch: setattr(c["nested_fraction"], "disabled", not ch["new"]), names="value")
+        for name in ("run", "modality"):  # the estimate depends on both
+            c[name].observe(lambda ch: self._guard(self.estimate_scale), names="value")
         if sample:
             self.use_sample(sample)
 
@@ -241,15 +243,22 @@ class SegmentationApp(LiveFigure):
         self._clear_results()
         if modality is not None:
             self.controls["modality"].value = modality
-        mod = self._modality()
-        scale, note = sg.estimate_input_scale(image, mod)
-        self.controls["input_scale"].value = scale
-        self.scale_note.value = f"<small>{html.escape(note)}</small>"
+        self.estimate_scale()
         self.image_info.value = f"<small>{html.escape(name)}: {html.escape(sg.describe_image(image))}</small>"
         if self.controls["run"].options:
             self._show(f"{name} loaded; press Segment")
         else:
             self._show(f"{name} loaded, but {self._no_model_message()}", error=True)
+
+    def estimate_scale(self) -> float | None:
+        """Set the input scale box to the estimate for the current image, preprocessing and
+        model (:func:`nanowire_utils.app.segment.estimate_input_scale`); returns it."""
+        if self.image is None:
+            return None
+        scale, note = sg.estimate_input_scale(self.image, self._modality(), self.controls["run"].value)
+        self.controls["input_scale"].value = scale
+        self.scale_note.value = f"<small>{html.escape(note)}</small>"
+        return scale
 
     def use_sample(self, name: str) -> None:
         """Use one of the paper's sample images (its modality preprocessing is chosen too)."""
