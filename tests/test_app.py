@@ -538,6 +538,12 @@ def test_app_in_a_real_browser(app_server, app_run, browser, tmp_path):
         raise
     finally:
         page.close()
+    timings = {
+        "model": str(app_run),
+        "sample_click_to_overlay_s": first,
+        "upload512_click_to_overlay_s": click_to_overlay,
+    }
+    (artifacts / "segmentation_app_timings.json").write_text(json.dumps(timings, indent=1))
     log = (tmp_path / "voila.log").read_text()
     assert f"serving the segmentation app at {app_server}" in log, log[-2000:]  # the CLI printed the URL
     print(
