@@ -1,33 +1,34 @@
-"""Benchmark of the training stage: AP vs minutes of the ``cpu`` preset, speed of every preset.
+"""Benchmark of the training stage: AP against iterations and minutes of a preset, speed of every preset.
 
 What it measures (all on the machine it runs on, CPU unless CUDA is present):
 
-1. ``curve``: trains the ``cpu`` preset for ``--minutes`` of wall clock (its LR drop falls at
-   80 % of that budget), keeping a checkpoint every ``--every`` minutes, then evaluates COCO
-   AP (bbox, segm) on the synthetic test split at each of them -> AP vs minutes.
-2. ``speed``: training iterations per second of each preset (smoke, cpu, paper) on their
-   own image sizes, a few iterations after a warm-up.
-3. ``inference``: seconds per 512 x 512 image of the trained model (or the cpu preset's
-   architecture) on the CPU.
+1. ``curve``: trains a preset (default ``cpu``) for its own iteration schedule (or
+   ``--max-iter``, with the LR drop kept at the same fraction), keeping a checkpoint every
+   ``--every`` iterations, then evaluates COCO AP (bbox, segm) on the synthetic test split at
+   each -> AP against iterations, with the training minutes each checkpoint took (the minutes
+   depend on the machine and its load; the AP at an iteration does not).
+2. ``speed``: training iterations per second of each preset on its own image sizes, a few
+   iterations after a warm-up.
+3. ``inference``: seconds per 512 x 512 image of the trained model on the CPU.
 
-Outputs ``OUT/bench_training.json`` and ``OUT/ap_vs_minutes.png``.
+Outputs ``OUT/bench_training.json`` and ``OUT/ap_vs_iterations.png``.
 
 Usage::
 
-    nanowire-utils generate --n 1000 --out /tmp/nw_cpu --preset paper
-    python benchmarks/bench_training.py --data /tmp/nw_cpu --out benchmarks/results/training \\
-        --minutes 30 --every 5
-    # quick check of the script itself (seconds):
-    python benchmarks/bench_training.py --data /tmp/nw_cpu --out /tmp/bench --minutes 0.5 --every 0.25 --quick
+    nanowire-utils generate --n 1000 --out data/synthetic/cpu --preset paper --seed 0
+    python benchmarks/bench_training.py --data data/synthetic/cpu --out benchmarks/results/training_v2 --every 300
+    # quick check of the script itself:
+    python benchmarks/bench_training.py --data /tmp/nw_smoke --out /tmp/bench --preset smoke --every 10 --quick
 
-The long run belongs on a quiet machine: other processes on the same cores slow the
-iterations and so lower the AP reached per minute.
+Speed belongs on a quiet machine: other processes on the same cores slow the iterations
+(``uptime`` is recorded before and after).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -55,8 +56,9 @@ def _device_info() -> dict:
     return info
 
 
-def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, device: str = "cpu") -> dict:
-    """Training iterations per second of ``preset`` (batches read from ``data_dir``'s train split)."""
+def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, device: str = "cpu", overrides=None) -> dict:
+    """Training iterations per second of ``preset`` (batches read from ``data_dir``'s train split),
+    with the preset's own precision (bf16 autocast on CPU when ``SOLVER.AMP.CPU_BF16``)."""
     import torch
 
     from nanowire_utils.maskrcnn.config import TrainConfig
@@ -64,7 +66,8 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
     from nanowire_utils.maskrcnn.model import build_model
     from nanowire_utils.maskrcnn.weights import scratch_safe
 
-    cfg = TrainConfig.from_preset(preset, **{"DEVICE": device})
+    cfg = TrainConfig.from_preset(preset, **{"DEVICE": device, **(overrides or {})})
+    bf16 = device == "cpu" and cfg["SOLVER.AMP.CPU_BF16"]
     if cfg["MODEL.WEIGHTS"] == "coco":  # speed does not depend on the initial weights; never download here
         cfg = scratch_safe(cfg)
     _, recs = load_split(data_dir, "train")
@@ -81,7 +84,8 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
         images = [x[0].to(device) for x in batch]
         targets = [{k: v.to(device) for k, v in x[1].items()} for x in batch]
         t = time.perf_counter()
-        loss = sum(model(images, targets).values())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = sum(model(images, targets).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -97,6 +101,7 @@ def measure_speed(preset: str, data_dir, n_iter: int = 4, warmup: int = 1, devic
         "iters_per_s": 1.0 / s,
         "images_per_s": b / s,
         "train_size": cfg["INPUT.CROP.SIZE"] if cfg["INPUT.CROP.ENABLED"] else cfg["INPUT.MIN_SIZE_TRAIN"],
+        "cpu_bf16": bool(bf16),
     }
 
 
@@ -115,43 +120,32 @@ def measure_inference(model, n: int = 5, size: int = 512) -> dict:
     return {"size": size, "s_per_image": sorted(times[1:])[n // 2]}
 
 
-def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict, progress: bool = True) -> dict:
-    """Train the cpu preset for ``minutes`` (one schedule), pausing every ``every`` minutes to copy a
-    snapshot; then test AP of each snapshot."""
-    import shutil
-
+def run_curve(data_dir, out: Path, preset: str, every: int, overrides: dict, max_iter=None, progress=True) -> dict:
+    """Train ``preset`` once (checkpoint every ``every`` iterations), then the test AP of every
+    checkpoint, with the iteration and the training minutes at which it was saved."""
     from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.maskrcnn.engine import read_metrics, train
+    from nanowire_utils.maskrcnn.engine import read_checkpoint, read_metrics, train
     from nanowire_utils.maskrcnn.evaluate import evaluate_split
     from nanowire_utils.maskrcnn.model import load_checkpoint
 
-    run = out / "run_cpu"
-    snaps = run / "snapshots"
-    cfg = TrainConfig.from_preset("cpu", **{"SOLVER.MAX_MINUTES": minutes}, **overrides)
+    run = out / f"run_{preset}"
+    cfg = TrainConfig.from_preset(preset, **overrides)
+    if max_iter:
+        frac = [s / cfg["SOLVER.MAX_ITER"] for s in cfg["SOLVER.STEPS"]]
+        cfg = cfg.replace(**{"SOLVER.MAX_ITER": max_iter, "SOLVER.STEPS": [max(1, round(f * max_iter)) for f in frac]})
+    cfg = cfg.replace(**{"SOLVER.CHECKPOINT_PERIOD": every, "TEST.EVAL_PERIOD": 0})
     t0 = time.perf_counter()
-    taken = []
-    k = 1
-    while True:
-        stop = min(minutes, k * every)
-        result = train(
-            cfg, data_dir, run, resume=True, progress=progress, stop_at_minutes=stop if stop < minutes else None
-        )
-        snaps.mkdir(parents=True, exist_ok=True)
-        snap = snaps / f"model_{result.elapsed_s / 60:06.2f}min.pth"
-        shutil.copy(run / "model_final.pth", snap)
-        taken.append((result, snap))
-        if result.stopped_by != "stop_at_minutes":
-            break
-        k += 1
+    train(cfg, data_dir, run, resume=True, progress=progress)
     train_minutes = (time.perf_counter() - t0) / 60
     points = []
-    for result, snap in taken:
-        model, _ = load_checkpoint(snap)
+    for ckpt in sorted((run / "checkpoints").glob("model_*.pth")) + [run / "model_final.pth"]:
+        saved = read_checkpoint(ckpt)
+        model, _ = load_checkpoint(ckpt)
         m = evaluate_split(model, data_dir, "test", progress=False)
         points.append(
             {
-                "minutes": round(result.elapsed_s / 60, 3),
-                "iteration": result.iterations,
+                "iteration": int(saved["iteration"]),
+                "minutes": round(float(saved.get("elapsed_s", 0.0)) / 60, 3),
                 "bbox_AP": m["bbox"]["AP"],
                 "bbox_AP50": m["bbox"]["AP50"],
                 "segm_AP": m["segm"]["AP"],
@@ -162,6 +156,7 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
         print(json.dumps(points[-1]), flush=True)
     recs = [r for r in read_metrics(run) if r.get("kind") == "train"]
     return {
+        "preset": preset,
         "points": points,
         "train_wall_minutes": train_minutes,
         "config": cfg.to_dict(),
@@ -172,17 +167,26 @@ def run_curve(data_dir, out: Path, minutes: float, every: float, overrides: dict
 
 def plot(points: list[dict], path: Path, title: str):
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
-    mins = [p["minutes"] for p in points]
-    ax.plot(mins, [p["segm_AP"] for p in points], "s-", label="segm AP")
-    ax.plot(mins, [p["bbox_AP"] for p in points], "o-", label="bbox AP")
-    ax.plot(mins, [p["segm_AP50"] for p in points], "s--", alpha=0.5, label="segm AP50")
+    its = [p["iteration"] for p in points]
+    ax.plot(its, [p["segm_AP"] for p in points], "s-", label="segm AP")
+    ax.plot(its, [p["bbox_AP"] for p in points], "o-", label="bbox AP")
+    ax.plot(its, [p["segm_AP50"] for p in points], "s--", alpha=0.5, label="segm AP50")
     ax.axhline(90.487, color="gray", lw=0.8, ls=":", label="paper segm AP (GPU, 750 epochs)")
-    ax.set(xlabel="training minutes", ylabel="synthetic test AP (%)", ylim=(0, 100), title=title)
+    ax.set(xlabel="iteration", ylabel="synthetic test AP (%)", ylim=(0, 100), title=title)
+    top = ax.secondary_xaxis(
+        "top",
+        functions=(
+            lambda x: np.interp(x, its, [p["minutes"] for p in points]),
+            lambda m: np.interp(m, [p["minutes"] for p in points], its),
+        ),
+    )
+    top.set_xlabel("training minutes (this run, this machine)")
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -194,8 +198,9 @@ def main(argv=None) -> int:
     )
     p.add_argument("--data", required=True, help="synthetic dataset folder (train and test splits)")
     p.add_argument("--out", required=True, help="output folder (JSON, PNG, the run)")
-    p.add_argument("--minutes", type=float, default=30.0, help="training budget of the cpu preset")
-    p.add_argument("--every", type=float, default=5.0, help="evaluate test AP every this many minutes")
+    p.add_argument("--preset", default="cpu", help="training preset of the curve")
+    p.add_argument("--every", type=int, default=300, help="checkpoint (and test AP) every this many iterations")
+    p.add_argument("--max-iter", type=int, default=0, help="train this many iterations (0: the preset's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument(
         "--quick", action="store_true", help="tiny settings to check the script: smoke speed only, 2 speed iterations"
@@ -208,28 +213,37 @@ def main(argv=None) -> int:
 
     import torch
 
-    from nanowire_utils.maskrcnn.config import TrainConfig, parse_value
+    from nanowire_utils.maskrcnn.config import TrainConfig
     from nanowire_utils.maskrcnn.model import build_model
+    from nanowire_utils.overrides import parse_assignments
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.overrides)}
+    overrides = parse_assignments(args.overrides)
     report = {
         "device": _device_info(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "data": str(args.data),
-        "minutes": args.minutes,
+        "command": " ".join(["python", *sys.argv]),
+        "preset": args.preset,
         "every": args.every,
+        "max_iter": args.max_iter,
         "overrides": overrides,
+        "load_average_before": os.getloadavg(),
     }
     model = None
     if not args.skip_curve:
-        curve = run_curve(args.data, out, args.minutes, args.every, overrides)
+        curve = run_curve(args.data, out, args.preset, args.every, overrides, max_iter=args.max_iter or None)
         model = curve.pop("model")
         report["curve"] = curve
-        plot(curve["points"], out / "ap_vs_minutes.png", f"cpu preset, {report['device'].get('cores', '?')} cores")
+        report["load_average_after_curve"] = os.getloadavg()
+        plot(
+            curve["points"],
+            out / "ap_vs_iterations.png",
+            f"{args.preset} preset, {report['device'].get('cores', '?')} cores",
+        )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     presets = ["smoke"] if args.quick else ["smoke", "cpu", "paper"]
     report["speed"] = [measure_speed(pr, args.data, n_iter=2 if args.quick else 4, device=device) for pr in presets]
