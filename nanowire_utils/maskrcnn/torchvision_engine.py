@@ -283,7 +283,7 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
     if D.main:
         cfg.to_json(out_dir / CONFIG_FILE, extra=provenance)
         # the same configuration in detectron2's format, for its own tools (pure Python, no detectron2 needed)
-        from nanowire_utils.maskrcnn.detectron2_engine import YAML_FILE, write_detectron2_yaml
+        from nanowire_utils.maskrcnn.detectron2_config import YAML_FILE, write_detectron2_yaml
 
         write_detectron2_yaml(cfg, out_dir / YAML_FILE, device=device.type, engine="torchvision")
         log.info(
