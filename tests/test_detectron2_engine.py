@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from nanowire_utils.maskrcnn import detectron2_config as d2c
 from nanowire_utils.maskrcnn import detectron2_engine as d2e
 from nanowire_utils.maskrcnn import engine
 from nanowire_utils.maskrcnn.config import TrainConfig
@@ -31,9 +32,9 @@ ENGINES = ("torchvision", "detectron2")
 
 def test_mapping_is_plain_detectron2_keys():
     cfg = TrainConfig.from_preset("smoke")
-    d = d2e.detectron2_overrides(cfg, device="cpu")
+    d = d2c.detectron2_overrides(cfg, device="cpu")
     assert all(k.startswith(_D2_SECTIONS) for k in d), [k for k in d if not k.startswith(_D2_SECTIONS)]
-    for k in d2e.PROJECT_KEYS + ("SOLVER.AMP.CPU_BF16",):
+    for k in d2c.PROJECT_KEYS + ("SOLVER.AMP.CPU_BF16",):
         assert k not in d
     assert not any(k.startswith(("DATASET.", "INPUT.AUG.")) for k in d)
     json.dumps(d)  # plain values only
@@ -58,17 +59,17 @@ def test_amp_only_on_cuda(preset):
     """detectron2's AMPTrainer asserts CUDA: every preset maps to AMP off on a CPU."""
     cfg = TrainConfig.from_preset(preset)
     assert cfg["SOLVER.AMP.ENABLED"] is True  # the vocabulary's default: on, where it can be
-    assert d2e.detectron2_overrides(cfg, device="cpu")["SOLVER.AMP.ENABLED"] is False
-    assert d2e.detectron2_overrides(cfg, device="cuda")["SOLVER.AMP.ENABLED"] is True
+    assert d2c.detectron2_overrides(cfg, device="cpu")["SOLVER.AMP.ENABLED"] is False
+    assert d2c.detectron2_overrides(cfg, device="cuda")["SOLVER.AMP.ENABLED"] is True
     off = cfg.copy().set("SOLVER.AMP.ENABLED", False)
-    assert d2e.detectron2_overrides(off, device="cuda")["SOLVER.AMP.ENABLED"] is False
+    assert d2c.detectron2_overrides(off, device="cuda")["SOLVER.AMP.ENABLED"] is False
 
 
 def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
     """Architecture parity: from scratch both engines use the norms the vocabulary names."""
     cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18 with trainable BN, no norm in FPN/heads
     assert cfg["MODEL.WEIGHTS"] == ""
-    d = d2e.detectron2_overrides(cfg, device="cpu")
+    d = d2c.detectron2_overrides(cfg, device="cpu")
     assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "BN"
     assert d["MODEL.FPN.NORM"] == cfg["MODEL.FPN.NORM"] == ""
     assert d["MODEL.ROI_MASK_HEAD.NORM"] == cfg["MODEL.ROI_MASK_HEAD.NORM"] == ""
@@ -79,7 +80,7 @@ def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
         "cpu",
         {"MODEL.RESNETS.NORM": "GN", "MODEL.FPN.NORM": "GN", "MODEL.ROI_MASK_HEAD.NORM": "GN"},
     )
-    dg = d2e.detectron2_overrides(gn, device="cpu")
+    dg = d2c.detectron2_overrides(gn, device="cpu")
     assert (dg["MODEL.RESNETS.NORM"], dg["MODEL.FPN.NORM"], dg["MODEL.ROI_MASK_HEAD.NORM"]) == ("GN", "GN", "GN")
     assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
     assert d["MODEL.RESNETS.STRIDE_IN_1X1"] is False
@@ -89,23 +90,23 @@ def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
 
 def test_pretrained_keeps_zoo_pixel_statistics():
     cfg = TrainConfig.from_preset("paper")
-    d = d2e.detectron2_overrides(cfg, device="cuda")
+    d = d2c.detectron2_overrides(cfg, device="cuda")
     assert d["MODEL.WEIGHTS"] == "coco"
     assert "MODEL.PIXEL_MEAN" not in d and "MODEL.PIXEL_STD" not in d and d["INPUT.FORMAT"] == "BGR"
     assert d["MODEL.RESNETS.NORM"] == "FrozenBN" and d["MODEL.BACKBONE.FREEZE_AT"] == 2
     assert "MODEL.RESNETS.RES2_OUT_CHANNELS" not in d  # R50 keeps detectron2's 256
     assert d["MODEL.RPN.IOU_THRESHOLDS"] == [0.3, 0.6] and d["MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE"] == 256
-    assert d2e.detectron2_config_dict(cfg, device="cuda")["MODEL.WEIGHTS"] == d2e.COCO_WEIGHTS_URL
+    assert d2c.detectron2_config_dict(cfg, device="cuda")["MODEL.WEIGHTS"] == d2c.COCO_WEIGHTS_URL
 
 
 def test_mapping_accepts_a_flat_dict():
     cfg = TrainConfig.from_preset("smoke")
-    assert d2e.detectron2_overrides(cfg.to_dict(), device="cpu") == d2e.detectron2_overrides(cfg, device="cpu")
+    assert d2c.detectron2_overrides(cfg.to_dict(), device="cpu") == d2c.detectron2_overrides(cfg, device="cpu")
 
 
 def test_yaml_is_written_without_detectron2(tmp_path):
     cfg = TrainConfig.from_preset("cpu")
-    path = d2e.write_detectron2_yaml(cfg, tmp_path / "detectron2_config.yaml", device="cpu")
+    path = d2c.write_detectron2_yaml(cfg, tmp_path / "detectron2_config.yaml", device="cpu")
     text = path.read_text()
     assert text.startswith("# detectron2 config") and "register_dataset" in text
     d = yaml.safe_load(text)
@@ -332,16 +333,16 @@ def test_zoo_base_is_the_model_zoo_config():
     from detectron2.config import get_cfg
 
     zoo = get_cfg()
-    zoo.merge_from_file(model_zoo.get_config_file(d2e.BASE_CONFIG))
+    zoo.merge_from_file(model_zoo.get_config_file(d2c.BASE_CONFIG))
     ours = get_cfg()
-    for key, value in d2e.ZOO_BASE.items():
+    for key, value in d2c.ZOO_BASE.items():
         *parents, last = key.split(".")
         node = ours
         for p in parents:
             node = node[p]
         node[last] = type(node[last])(value) if isinstance(node[last], tuple) else value
     assert yaml.safe_load(ours.dump()) == yaml.safe_load(zoo.dump())
-    assert model_zoo.get_checkpoint_url(d2e.BASE_CONFIG) == d2e.COCO_WEIGHTS_URL
+    assert model_zoo.get_checkpoint_url(d2c.BASE_CONFIG) == d2c.COCO_WEIGHTS_URL
 
 
 @needs_d2
@@ -525,3 +526,53 @@ def test_yaml_of_a_run_loads_builds_and_trains_in_detectron2(two_runs, tiny_data
     trainer.resume_or_load(resume=False)
     trainer.train()
     assert trainer.iter == 2 and (tmp_path / "tools" / "model_final.pth").is_file()
+
+
+@needs_d2
+@pytest.mark.detectron2
+def test_pipeline_keeps_each_engines_model_apart(tmp_path):
+    from nanowire_utils.chapters import pipeline
+
+    assert pipeline.run_dir("cpu", tmp_path) == tmp_path / "cpu" / "mask_rcnn"
+    assert pipeline.run_dir("cpu", tmp_path, "torchvision") == tmp_path / "cpu" / "mask_rcnn"
+    assert pipeline.run_dir("cpu", tmp_path, "detectron2") == tmp_path / "cpu" / "mask_rcnn_detectron2"
+    assert pipeline.training_engine("smoke") == "torchvision"  # the preset's ENGINE
+    assert pipeline.training_engine("smoke", "detectron2") == "detectron2"
+
+
+@needs_d2
+@pytest.mark.detectron2
+@pytest.mark.slow
+def test_inspection_model_of_each_engine(two_runs):
+    from nanowire_utils.chapters import pipeline
+
+    model, note = pipeline.inspection_model(two_runs["torchvision"])
+    assert note == "" and not model.training
+    model, note = pipeline.inspection_model(two_runs["detectron2"])
+    assert "detectron2 engine" in note and "random weights" in note
+
+
+@needs_d2
+@pytest.mark.detectron2
+@pytest.mark.slow
+def test_training_failure_is_one_line_in_the_cli(tiny_data, tmp_path, capsys):
+    """detectron2 stopping with an error (here an unreadable training image) is one CLI line
+    naming the iteration and the log file that keeps the traceback."""
+    import shutil
+
+    from nanowire_utils.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    for png in (data / "images" / "train").glob("*.png"):
+        png.write_bytes(b"not a png")
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--preset", "smoke", "--engine", "detectron2"]
+    rc = main(argv)
+    cap = capsys.readouterr()
+    assert rc == 2
+    last = cap.err.strip().splitlines()[-1]
+    assert last.startswith("nanowire-utils train: error: detectron2 training stopped at iteration 0:"), last
+    assert str(run / "checkpoints" / "log.txt") in last
+    assert "Traceback" not in cap.err and "Traceback" not in cap.out  # the console shows no traceback...
+    assert "Traceback" in (run / "checkpoints" / "log.txt").read_text()  # ... the log file keeps it

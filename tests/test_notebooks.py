@@ -125,6 +125,40 @@ def test_notebook_runs_at_smoke_scale(path, tmp_path, venv_kernel, monkeypatch):
         assert str(Path(folder).resolve()).startswith(str(tmp_path.resolve())), name
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["torchvision", "detectron2"])
+def test_training_chapter_runs_with_each_engine(engine, tmp_path, venv_kernel, monkeypatch):
+    """Chapter 4 at ``scale="smoke"`` with ``engine`` set (the run above uses its default, "auto")."""
+    papermill = pytest.importorskip("papermill")
+    if engine == "detectron2":
+        from nanowire_utils.maskrcnn.detectron2_engine import available
+
+        ok, why = available()
+        if not ok:
+            pytest.skip(
+                f"detectron2 is not importable ({why[:160]}); scripts/_venv.sh installs it from ../shared/wheels"
+            )
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    path = NOTEBOOK_DIR / "04_train_mask_rcnn.ipynb"
+    out = tmp_path / path.name
+    paths = path_parameters(nbformat.read(path, as_version=4), tmp_path)
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(out),
+            parameters={"scale": "smoke", "engine": engine, **paths},
+            kernel_name=venv_kernel,
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        pytest.fail(f"{path.name} (engine={engine}) failed in cell [{err.exec_count}]: {err.ename}: {err.evalue}")
+    text = out.read_text()
+    assert f"engine {engine}" in text  # the training cell prints the engine that trained
+    assert "nanowire_train" in text  # the detectron2 config of the run is shown
+
+
 def test_path_parameters_are_redirected(tmp_path):
     """Every notebook that keeps data, runs or outputs has its folders redirected in tests."""
     for path in NOTEBOOKS:

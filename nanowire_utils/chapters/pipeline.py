@@ -37,19 +37,35 @@ def dataset_dir(scale: str, data_root) -> Path:
     return Path(data_root) / "synthetic" / resolve_preset_name(scale)
 
 
-def run_dir(scale: str, runs_root) -> Path:
-    """Folder of the training run of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn``."""
+def training_engine(scale: str, engine: str | None = None) -> str:
+    """The engine that trains preset ``scale`` here: ``engine`` (``"auto"``, ``"torchvision"``,
+    ``"detectron2"``) or, when None, the preset's ``ENGINE``, resolved by
+    :func:`nanowire_utils.maskrcnn.engine.resolve_engine` (an engine that cannot run here is
+    an error saying what to install)."""
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.engine import resolve_engine
+
+    return resolve_engine(engine or TrainConfig.from_preset(scale)["ENGINE"])
+
+
+def run_dir(scale: str, runs_root, engine: str | None = None) -> Path:
+    """Folder of the training run of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn`` (the
+    torchvision engine, or ``engine=None``), ``RUNS_ROOT/<preset>/mask_rcnn_detectron2`` (the
+    detectron2 engine; ``engine`` is resolved by :func:`training_engine`)."""
     from nanowire_utils.maskrcnn.config import resolve_preset_name
 
-    return Path(runs_root) / resolve_preset_name(scale) / RUN_NAME
+    name = RUN_NAME
+    if engine is not None and training_engine(scale, engine) != "torchvision":
+        name = f"{RUN_NAME}_{training_engine(scale, engine)}"
+    return Path(runs_root) / resolve_preset_name(scale) / name
 
 
-def default_checkpoint(scale: str, runs_root) -> Path:
-    """The finished model of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn/model_final.pth``.
+def default_checkpoint(scale: str, runs_root, engine: str | None = None) -> Path:
+    """The finished model of preset ``scale``: ``<run_dir(scale, runs_root, engine)>/model_final.pth``.
 
     The path is returned whether or not the file exists yet (:func:`ensure_model` makes it).
     """
-    return run_dir(scale, runs_root) / "model_final.pth"
+    return run_dir(scale, runs_root, engine) / "model_final.pth"
 
 
 def ensure_dataset(scale: str, data_root, seed: int = 0, workers: int | None = None, progress: bool = True) -> Path:
@@ -114,6 +130,7 @@ def ensure_model(
     seed: int = 0,
     max_minutes: float | None = None,
     progress: bool = True,
+    engine: str | None = None,
     **overrides,
 ) -> Path:
     """The trained model of preset ``scale``: reused when ``model_final.pth`` exists, else trained.
@@ -133,6 +150,10 @@ def ensure_model(
         Seed of the dataset and of training (``SEED``).
     max_minutes:
         Wall-clock budget of training in minutes (``SOLVER.MAX_MINUTES``); None keeps the preset's.
+    engine:
+        ``"auto"``, ``"torchvision"`` or ``"detectron2"``; None: the preset's ``ENGINE``. A
+        detectron2 model lives in its own folder (:func:`run_dir`), so each engine's model is
+        reused only for that engine.
     overrides:
         Further configuration keys, ``__`` standing for a dot: ``SOLVER__MAX_ITER=50``.
         They apply only when training happens: an existing model is returned as it is.
@@ -146,12 +167,15 @@ def ensure_model(
     from nanowire_utils.maskrcnn.config import TrainConfig, resolve_preset_name
 
     preset = resolve_preset_name(scale)
-    out = run_dir(preset, runs_root)
+    chosen = training_engine(preset, engine) if engine is not None else None
+    out = run_dir(preset, runs_root, chosen)
     final = out / "model_final.pth"
     if final.exists():
         log.info("reusing the trained %r model %s", preset, final)
         return out
     cfg = TrainConfig.from_preset(preset, **overrides)
+    if chosen is not None:
+        cfg.set("ENGINE", chosen)
     cfg.set("SEED", int(seed))
     if max_minutes is not None:
         check_range("max_minutes", max_minutes, 0, None, low_inclusive=False, unit="min")
@@ -191,3 +215,31 @@ def checkpoint_info(checkpoint) -> dict:
         "minutes": round(float(ckpt.get("elapsed_s", 0.0)) / 60.0, 2),
         "weights": weights.get("source", weights.get("message")),
     }
+
+
+def inspection_model(run):
+    """A torchvision model for the chapter's views of the model's internals, and a note.
+
+    A torchvision run: its trained model (``load_checkpoint``), note ``""``. Another engine's
+    run (detectron2): a torchvision model of the same configuration (the same layers,
+    ``detectron2_engine.parameter_difference`` aside) with *random* weights, and a note saying
+    so: its anchors are the run's, its feature maps and proposals are not trained.
+
+    Returns
+    -------
+    (torch.nn.Module, str)
+    """
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.engine import checkpoint_engine, read_checkpoint
+    from nanowire_utils.maskrcnn.model import build_model, load_checkpoint
+
+    found = checkpoint_engine(read_checkpoint(run), run)
+    if found == "torchvision":
+        return load_checkpoint(run)[0], ""
+    model = build_model(TrainConfig.from_json(run)).eval()
+    note = (
+        f"this run was trained by the {found} engine; the views below read torchvision's model, so they show "
+        "a torchvision model of the same configuration with random weights: the anchors are the run's, "
+        "the feature maps, proposals and masks are not trained"
+    )
+    return model, note
