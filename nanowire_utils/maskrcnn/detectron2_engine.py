@@ -619,8 +619,14 @@ def _setup_logging(ckpt_dir: Path, progress: bool):
 
     logger = setup_logger(str(ckpt_dir), name="detectron2")
     log_file = str(ckpt_dir / "log.txt")
+
+    def to_file(h) -> bool:  # detectron2 writes log.txt through a plain StreamHandler on an open file
+        return isinstance(h, logging.FileHandler) or os.path.isfile(
+            str(getattr(getattr(h, "stream", None), "name", ""))
+        )
+
     for h in logger.handlers:
-        console = isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        console = isinstance(h, logging.StreamHandler) and not to_file(h)
         if console:
             h.setLevel(logging.DEBUG if progress else logging.WARNING)
         for f in list(h.filters):
@@ -630,7 +636,7 @@ def _setup_logging(ckpt_dir: Path, progress: bool):
         # handler in handler order, and a console filter edits the record in place
         h.addFilter(_ConsoleFilter(console, log_file))
     # file handlers before console handlers
-    logger.handlers.sort(key=lambda h: not isinstance(h, logging.FileHandler))
+    logger.handlers.sort(key=lambda h: not to_file(h))
     return logger
 
 
