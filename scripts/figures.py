@@ -1,0 +1,139 @@
+"""The measured figures that the README and the book quote, read from the committed results files.
+
+Every number the prose quotes comes from here, so prose cannot drift from the measurements:
+
+* the book's pages use them as MyST substitutions (``{{ cpu_v1_segm_ap }}``), which this
+  script writes into ``_config.yml`` (``parse.myst_substitutions``);
+* the README quotes them in the phrases of :data:`README_PHRASES`, which ``--check`` looks for.
+
+Usage::
+
+    python scripts/figures.py            # print the figures
+    python scripts/figures.py --write    # update _config.yml's substitutions from the results
+    python scripts/figures.py --check    # fail when _config.yml or the README disagree with the results
+
+``tests/test_figures.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIG = ROOT / "_config.yml"
+BEGIN = "  # BEGIN figures (written by scripts/figures.py --write from benchmarks/results; do not edit)\n"
+END = "  # END figures\n"
+
+#: Phrases of the README, with ``{name}`` placeholders for figures; each must appear verbatim.
+README_PHRASES = (
+    "analytic path {gen_images_per_cpu_s} images per CPU-second ({gen_images_per_s}/s wall clock",
+    "{gen_analytic_over_voxel}× the voxel path",
+    "peak memory flat ({gen_peak_mib} MiB for 100 and for 1000 images)",
+    "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
+    "(the paper's GPU models: {paper_bbox_ap} / {paper_segm_ap})",
+    "{inference_s} s CPU inference per 512 × 512 image",
+)
+
+
+def _load(rel: str) -> dict:
+    path = RESULTS / rel
+    if not path.exists():
+        raise FileNotFoundError(f"results file {path} is missing; run the benchmark that writes it")
+    return json.loads(path.read_text())
+
+
+def figures() -> dict[str, str]:
+    """``{name: formatted value}`` of every quoted figure, from ``benchmarks/results``.
+
+    Returns
+    -------
+    dict of str to str
+        Generation throughput (``gen_*``), the earlier time-budgeted ``cpu`` preset's final
+        synthetic test AP (``cpu_v1_*``, from ``training/bench_training.json``), inference
+        seconds per 512 px image, and the paper's best Table 1 AP.
+    """
+    sys.path.insert(0, str(ROOT))
+    from nanowire_utils.paper import table1
+
+    gen = _load("generation.json")
+    one = next(t for t in gen["throughput"] if t["path"] == "analytic" and t["workers"] == 1)
+    train = _load("training/bench_training.json")
+    last = train["curve"]["points"][-1]
+    rows = table1()
+    return {
+        "gen_images_per_cpu_s": f"{one['images_per_cpu_s']:.0f}",
+        "gen_images_per_s": f"{one['images_per_s']:.0f}",
+        "gen_analytic_over_voxel": f"{gen['analytic_over_voxel_cpu']:.0f}",
+        "gen_peak_mib": f"{max(m['peak_rss_mib'] for m in gen['memory']):.0f}",
+        "cpu_v1_bbox_ap": f"{last['bbox_AP']:.1f}",
+        "cpu_v1_segm_ap": f"{last['segm_AP']:.1f}",
+        "cpu_v1_segm_ap50": f"{last['segm_AP50']:.1f}",
+        "cpu_v1_minutes": f"{last['minutes']:.0f}",
+        "cpu_v1_iterations": str(last["iteration"]),
+        "inference_s": f"{train['inference']['s_per_image']:.2f}",
+        "paper_bbox_ap": f"{max(r['AP bbox'] for r in rows):.1f}",
+        "paper_segm_ap": f"{max(r['AP segm'] for r in rows):.1f}",
+    }
+
+
+def substitutions_block(figs: dict[str, str]) -> str:
+    """The ``myst_substitutions`` block of ``_config.yml`` for ``figs``."""
+    lines = [BEGIN, "  myst_substitutions:\n"]
+    lines += [f'    {k}: "{v}"\n' for k, v in sorted(figs.items())]
+    return "".join(lines) + END
+
+
+def write_config(figs: dict[str, str]) -> bool:
+    """Put the substitutions into ``_config.yml`` under ``parse:``; True when it changed."""
+    text = CONFIG.read_text()
+    block = substitutions_block(figs)
+    if BEGIN in text:
+        new = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        new = text.replace("parse:\n", "parse:\n" + block, 1)
+    if new != text:
+        CONFIG.write_text(new)
+    return new != text
+
+
+def problems(figs: dict[str, str]) -> list[str]:
+    """What disagrees with the results: stale substitutions, README phrases not found."""
+    out = []
+    if substitutions_block(figs) not in CONFIG.read_text():
+        out.append(
+            "_config.yml's myst_substitutions differ from benchmarks/results: run python scripts/figures.py --write"
+        )
+    readme = (ROOT / "README.md").read_text()
+    flat = " ".join(readme.split())
+    for phrase in README_PHRASES:
+        want = phrase.format(**figs)
+        if want not in flat:
+            out.append(f"README.md does not say {want!r} (the results file says so)")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--write", action="store_true", help="update _config.yml from the results files")
+    p.add_argument("--check", action="store_true", help="exit 1 when the prose disagrees with the results")
+    args = p.parse_args(argv)
+    figs = figures()
+    if args.write:
+        print("updated _config.yml" if write_config(figs) else "_config.yml already up to date")
+    if args.check:
+        found = problems(figs)
+        for line in found:
+            print("ERROR:", line, file=sys.stderr)
+        return 1 if found else 0
+    if not (args.write or args.check):
+        print(json.dumps(figs, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The figures quoted in the README and the book are those of the committed results files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import figures  # noqa: E402
+
+
+def test_readme_and_book_quote_the_results_files():
+    found = figures.problems(figures.figures())
+    assert not found, "\n".join(found)
+
+
+def test_check_fails_when_a_result_changes(tmp_path, monkeypatch):
+    """Change one measured value: the README phrase no longer matches and the check says so."""
+    results = tmp_path / "results"
+    (results / "training").mkdir(parents=True)
+    (results / "generation.json").write_text((figures.RESULTS / "generation.json").read_text())
+    train = json.loads((figures.RESULTS / "training" / "bench_training.json").read_text())
+    train["curve"]["points"][-1]["segm_AP"] += 1.0
+    (results / "training" / "bench_training.json").write_text(json.dumps(train))
+    monkeypatch.setattr(figures, "RESULTS", results)
+    found = figures.problems(figures.figures())
+    assert any("myst_substitutions" in f for f in found)
+    assert any("segm AP" in f and "README" in f for f in found)
+
+
+def test_book_pages_use_substitutions_not_typed_numbers():
+    subs = figures.figures()
+    used = set()
+    for page in (ROOT / "book").glob("*.md"):
+        text = page.read_text()
+        used |= {k for k in subs if "{{ " + k + " }}" in text}
+        for key in ("cpu_v1_segm_ap", "cpu_v1_bbox_ap"):
+            assert f"AP {subs[key]} " not in text, f"{page.name} types {subs[key]} instead of {{{{ {key} }}}}"
+    assert {"cpu_v1_segm_ap", "cpu_v1_bbox_ap", "paper_segm_ap"} <= used
+
+
+def test_cli_check_exit_status():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "figures.py"), "--check"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("name", ["generation.json", "training/bench_training.json"])
+def test_results_files_are_committed(name):
+    assert (figures.RESULTS / name).exists()
