@@ -241,7 +241,9 @@ def smoke_sweep(tmp_path_factory):
     """``nanowire-utils sweep --scale smoke`` (Table 1's smoke runs, real images included)."""
     out = tmp_path_factory.mktemp("sweep") / "smoke"
     r = _cli("--scale", "smoke", "--out", str(out), "--no-progress", capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
+    if r.returncode != 0:  # name the failed runs and their errors, not only the end of the log
+        errors = sweep_status(out)["error"].dropna().to_dict() if (out / "sweep.json").exists() else {}
+        pytest.fail(f"smoke sweep exited with {r.returncode}; failed runs: {errors}\n{r.stderr[-3000:]}")
     return out, r
 
 
@@ -272,6 +274,8 @@ def test_cli_smoke_sweep(smoke_sweep):
     assert f"{len(plan)} done, 0 running" in status
     again = _cli("--scale", "smoke", "--out", str(out), "--no-progress", capture_output=True, text=True)
     assert again.returncode == 0 and "0 to do" in again.stderr  # finished runs are skipped
+    recorded = _cli("--out", str(out), "--as-recorded", "--no-progress", capture_output=True, text=True)
+    assert recorded.returncode == 0 and f"scale smoke: {len(plan)} runs, 0 to do" in recorded.stderr
 
 
 @pytest.mark.slow
