@@ -298,3 +298,15 @@ def test_three_images_with_a_smoke_model_as_is_estimated_scale_and_tta(smoke_pre
     assert table.shape[0] == 9 and set(table.index.get_level_values("setting")) == set(settings)
     summary = cm.summary_table(res)
     assert summary.index.nlevels == 2
+
+
+def test_image_scales_of_a_dataset_folder_with_diagnostics(tmp_path):
+    from nanowire_utils.synth.dataset import write_dataset
+
+    write_dataset(tmp_path / "ds", 10, seed=0, config="smoke", workers=1, progress=False)
+    from_folder = cm.image_scales(tmp_path / "ds", ["stxm"], n_images=4, diagnostic=True)
+    from_preset = cm.image_scales("smoke", ["stxm"], n_images=4, diagnostic=True)
+    a, b = from_folder.loc["stxm"], from_preset.loc["stxm"]
+    assert a["training width (px)"] == pytest.approx(b["training width (px)"], rel=0.05)
+    assert a["reference width (px), diagnostic"] == b["reference width (px), diagnostic"]
+    assert a["scale from reference, diagnostic"] > 0

@@ -44,15 +44,15 @@ def median_wire_width(instances) -> float:
     return float(np.median(df["width"])) if len(df) else math.nan
 
 
-def training_wire_width(generator_preset: str = "paper", n_images: int = 8, seed: int = 0) -> float:
-    """Median wire width in pixels in ``n_images`` fresh images of a generator preset (the
-    widths the network learnt): what a real image's wires should measure at inference."""
+def training_wire_width(generator_preset="paper", n_images: int = 8, seed: int = 0) -> float:
+    """Median width in pixels of the annotation masks of ``n_images`` fresh images of a
+    generator preset (name or ``GeneratorConfig``): the widths the network learnt."""
     from nanowire_utils.coco import decode_rle
     from nanowire_utils.synth.dataset import make_sample
-    from nanowire_utils.synth.generator_presets import get_preset
+    from nanowire_utils.synth.generator_presets import GeneratorConfig, get_preset
 
     check_range("n_images", n_images, 1, 1000)
-    config = get_preset(generator_preset)
+    config = generator_preset if isinstance(generator_preset, GeneratorConfig) else get_preset(generator_preset)
     masks = []
     for i in range(1, n_images + 1):
         _, anns, _ = make_sample(config, seed, i)
@@ -141,13 +141,27 @@ def image_scales(
     if diagnostic:
         from nanowire_utils.real.annotations import load_reference
 
-        mask_width = training_wire_width(generator_preset, n_images=n_images, seed=seed)
+        mask_width = _training_mask_width(generator_preset, n_images, seed)
         ref_w = {mod: median_wire_width(load_reference(mod)) for mod in modalities}
         df["reference width (px), diagnostic"] = pd.Series(ref_w)
         df["scale from reference, diagnostic"] = pd.Series(
             {mod: auto_input_scale(mask_width, load_reference(mod)) for mod in modalities}
         )
     return df.infer_objects()
+
+
+def _training_mask_width(source, n_images: int, seed: int) -> float:
+    """Median width of the training *annotation masks*: of a dataset folder's first train
+    images, or of fresh images of a generator preset (:func:`training_wire_width`)."""
+    from pathlib import Path
+
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        from nanowire_utils.synth.dataset import read_split
+
+        split = read_split(source, "train")
+        masks = [m for k in range(min(n_images, len(split))) for m in split[k][1].masks]
+        return median_wire_width(np.stack(masks)) if masks else math.nan
+    return training_wire_width(source, n_images=n_images, seed=seed)
 
 
 def resolve_input_scales(input_scale, scales_table=None, modalities=MODALITIES) -> dict:
