@@ -9,7 +9,6 @@ Prints the page's address once the server answers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -19,30 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from nanowire_utils.cli._argtypes import fraction, port
+
 #: Kernel name of the app's notebook (a kernelspec in the temporary folder, running sys.executable).
 KERNEL_NAME = "nanowire-utils-app"
 #: Largest websocket message Voila accepts (an upload travels as one message): 80 MiB.
 WEBSOCKET_MAX_BYTES = 80 * 2**20
-
-
-def _port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 1-65535, got {value}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -61,11 +42,11 @@ def register(subparsers) -> None:
         help="folder searched for trained run folders (holding model_final.pth); repeatable (default: ./runs)",
     )
     p.add_argument("--model", metavar="RUN_DIR", help="run folder selected at the start")
-    p.add_argument("--port", type=_port, default=8866, help="port to serve on (default 8866)")
+    p.add_argument("--port", type=port, default=8866, help="port to serve on (default 8866)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument(
-        "--score-thresh", type=_fraction, default=0.5, metavar="S", help="initial score threshold (default 0.5)"
+        "--score-thresh", type=fraction, default=0.5, metavar="S", help="initial score threshold (default 0.5)"
     )
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu or cuda")
     p.add_argument("--sample", choices=("ptychography", "stxm", "sem"), help="sample image loaded at the start")

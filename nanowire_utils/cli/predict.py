@@ -16,6 +16,7 @@ import argparse
 import math
 from pathlib import Path
 
+from nanowire_utils.cli._argtypes import fraction
 from nanowire_utils.paper import MODALITIES
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -28,16 +29,6 @@ def _nonneg_int(text):
         raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
     if value < 0 or 0 < value < 32:
         raise argparse.ArgumentTypeError(f"--tile must be 0 (no tiling) or at least 32 px, got {value}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
 
 
@@ -61,7 +52,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--score-thresh",
-        type=_fraction,
+        type=fraction,
         default=0.5,
         metavar="S",
         help="keep instances scoring at least S in [0, 1] (default 0.5, for pictures and "
@@ -91,7 +82,7 @@ def register(subparsers) -> None:
     e.add_argument("--device", default="auto", help="auto (GPU if available), cpu or cuda")
     e.add_argument(
         "--score-thresh",
-        type=_fraction,
+        type=fraction,
         default=None,
         metavar="S",
         help="score threshold (default: the run's, low as COCO AP wants)",
