@@ -282,6 +282,7 @@ def write_results(sweep_dir, command: str | None = None, csv_path=None) -> Path:
         fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
         os.close(fd)
         df.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results table is for everyone to read
         os.replace(tmp, csv_path)
         write_json_atomic(provenance_path(csv_path), make_provenance(sweep_dir, command), indent=1)
     return csv_path
