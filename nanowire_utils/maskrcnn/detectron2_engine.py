@@ -79,6 +79,8 @@ detectron2's conventions, kept because the paper's model has them:
   (``POOLER_SAMPLING_RATIO 0``); torchvision ``MultiScaleRoIAlign`` (not aligned, 2 samples).
 * Box regression losses: detectron2 uses L1 (``SMOOTH_L1_BETA 0``) in the RPN and the box head,
   torchvision smooth L1 (beta 1/9 in the RPN, 1/9 in the box head).
+* bfloat16 autocast on CPU (``SOLVER.AMP.CPU_BF16``, on in the ``cpu`` preset) exists only in the
+  torchvision engine; detectron2 trains in float32 on a CPU.
 * Augmentation and sampling come from each engine's own data pipeline (same operations and
   ranges, other random streams); the same ``SEED`` gives the same run only within an engine.
 
