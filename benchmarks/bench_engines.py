@@ -74,6 +74,8 @@ def bench_config(iters: int, warmup: int, engine: str, seed: int):
             "SOLVER.MAX_MINUTES": 0.0,
             "SOLVER.CHECKPOINT_PERIOD": max(iters, 1),
             "TEST.EVAL_PERIOD": 0,
+            # the detectron2 engine has no bfloat16 autocast on CPU: both in float32
+            "SOLVER.AMP.CPU_BF16": False,
         },
     )
 

@@ -25,11 +25,13 @@ import bench_engines  # noqa: E402
 from nanowire_utils.maskrcnn import engine  # noqa: E402
 
 
-def main(n: int = 8, data="/work/expdata/cpu", work="/tmp/prof_engines") -> None:
+def main(
+    n: int = 8, data="/work/expdata/cpu", work="/tmp/prof_engines", order=("torchvision", "detectron2") * 2
+) -> None:
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
     view = bench_engines.train_only_view(Path(data), work / "data")
-    for k, name in enumerate(("torchvision", "detectron2", "torchvision", "detectron2")):
+    for k, name in enumerate(order):
         cfg = bench_engines.bench_config(n, 4, name, 0)
         prof = cProfile.Profile()
         prof.enable()
@@ -55,4 +57,7 @@ def main(n: int = 8, data="/work/expdata/cpu", work="/tmp/prof_engines") -> None
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 8,
+        order=tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else ("torchvision", "detectron2") * 2,
+    )
