@@ -60,7 +60,7 @@ def real_input_scales(sweep_dir, generator_preset: str, modalities=MODALITIES) -
     read). The same for every run of a generator, so it is computed once and kept in
     ``SWEEP/real_input_scales.json``."""
     from nanowire_utils.chapters import crossmodality as cm
-    from nanowire_utils.sweep.runner import _file_lock, _read_json
+    from nanowire_utils.sweep.layout import _file_lock, _read_json
 
     path = Path(sweep_dir) / "real_input_scales.json"
     with _file_lock(Path(sweep_dir) / ".real_input_scales.lock"):
@@ -97,7 +97,7 @@ def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: s
     from nanowire_utils.maskrcnn.engine import load_predictor
     from nanowire_utils.maskrcnn.evaluate import evaluate_split
     from nanowire_utils.real.samples import load_sample
-    from nanowire_utils.sweep.runner import git_commit, read_manifest, run_dir, test_data_dir
+    from nanowire_utils.sweep.layout import git_commit, read_manifest, run_dir, test_data_dir
 
     manifest = manifest or read_manifest(sweep_dir)
     folder = run_dir(sweep_dir, run_id)
@@ -199,7 +199,7 @@ def _hyper_row(manifest: dict, run_id: str, folder: Path) -> dict:
 
 def failed_row(sweep_dir, run_id: str, manifest: dict) -> dict:
     """The row of a failed run: its hyperparameters, ``status="failed"`` and the error."""
-    from nanowire_utils.sweep.runner import STATUS, _read_json, run_dir
+    from nanowire_utils.sweep.layout import STATUS, _read_json, run_dir
 
     folder = run_dir(sweep_dir, run_id)
     st = _read_json(folder / STATUS) or {}
@@ -215,7 +215,7 @@ def results_table(sweep_dir):
     the manifest's order (pending and running runs are left out)."""
     import pandas as pd
 
-    from nanowire_utils.sweep.runner import RESULT, _read_json, read_manifest, run_dir, run_state
+    from nanowire_utils.sweep.layout import RESULT, _read_json, read_manifest, run_dir, run_state
 
     manifest = read_manifest(sweep_dir)
     rows = []
@@ -238,7 +238,7 @@ def make_provenance(sweep_dir, command: str | None = None) -> dict:
     import datetime as dt
 
     from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.sweep.runner import _read_json, git_commit, machine_info, read_manifest, run_state
+    from nanowire_utils.sweep.layout import _read_json, git_commit, machine_info, read_manifest, run_state
 
     manifest = read_manifest(sweep_dir)
     states = {rid: run_state(sweep_dir, rid) for rid in manifest["runs"]}
@@ -272,7 +272,7 @@ def make_provenance(sweep_dir, command: str | None = None) -> dict:
 def write_results(sweep_dir, command: str | None = None, csv_path=None) -> Path:
     """Write ``results.csv`` and ``results.provenance.json`` of a sweep folder (atomically,
     under a file lock: parallel workers may call it at the same time). Returns the CSV path."""
-    from nanowire_utils.sweep.runner import _file_lock
+    from nanowire_utils.sweep.layout import _file_lock
 
     sweep_dir = Path(sweep_dir)
     csv_path = Path(csv_path) if csv_path else sweep_dir / RESULTS

@@ -31,53 +31,40 @@ submits one job per run through submitit (``cluster="slurm"`` on a Slurm cluster
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import logging
 import os
-import platform
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from nanowire_utils.coco import write_json_atomic
+from nanowire_utils.sweep.layout import (
+    FORMAT,
+    LOG,
+    MANIFEST,
+    RESULT,
+    STATUS,
+    WORKER_LOG,
+    RunLock,
+    _data_tag,
+    _file_lock,
+    _now,
+    _read_json,
+    read_manifest,
+    run_dir,
+    run_state,
+    test_data_dir,
+)
 from nanowire_utils.sweep.spec import PlannedRun, Sweep, load_sweep
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "sweep.json"
-RUNS_DIR = "runs"
-STATUS = "status.json"
-RESULT = "result.json"
-LOCK = "lock.json"
-LOG = "train.log"
-WORKER_LOG = "worker.log"
-FORMAT = 1
-#: A lock whose heartbeat is older than this is stale (its process died on another machine).
-STALE_AFTER_S = 600.0
-HEARTBEAT_S = 30.0
-#: Slurm defaults for executor="submitit" (any submitit parameter can be overridden).
 SLURM_DEFAULTS = {"timeout_min": 720, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 8, "mem_gb": 32}
 
 
 # --------------------------------------------------------------------------- small helpers
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _read_json(path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
-
-
-def run_dir(sweep_dir, run_id: str) -> Path:
-    """Folder of run ``run_id`` in a sweep folder."""
-    return Path(sweep_dir) / RUNS_DIR / run_id
 
 
 def log_tail(path, n: int = 15) -> list[str]:
@@ -87,16 +74,6 @@ def log_tail(path, n: int = 15) -> list[str]:
     except FileNotFoundError:
         return []
     return [ln for ln in lines if ln.strip()][-n:]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- manifest
@@ -161,17 +138,6 @@ def manifest_differences(old: dict, new: dict, limit: int = 12) -> list[str]:
     return out
 
 
-def read_manifest(sweep_dir) -> dict:
-    """The manifest of a sweep folder; FileNotFoundError saying what to do when absent."""
-    m = _read_json(Path(sweep_dir) / MANIFEST)
-    if m is None:
-        raise FileNotFoundError(
-            f"{sweep_dir} is not a sweep folder (no {MANIFEST}); start one with "
-            f"nanowire-utils sweep --out {sweep_dir} --scale SCALE"
-        )
-    return m
-
-
 def prepare_sweep_dir(sweep_dir, sweep="table1", scale="cpu", data_root=None, data_seed: int = 0) -> dict:
     """Create the sweep folder's manifest, or check that an existing one matches.
 
@@ -207,35 +173,12 @@ def prepare_sweep_dir(sweep_dir, sweep="table1", scale="cpu", data_root=None, da
 
 
 # --------------------------------------------------------------------------- data
-def _data_tag(cfg: dict) -> str:
-    return f"{cfg['DATASET.GENERATOR_PRESET']}_{cfg['DATASET.IMAGE_SIZE']}px"
 
 
 def train_data_dir(manifest: dict, run_id: str) -> Path:
     """Training dataset of a run: ``DATA_ROOT/<generator>_<size>px_n<N>_seed<S>``."""
     cfg = manifest["runs"][run_id]["config"]
     return Path(manifest["data_root"]) / f"{_data_tag(cfg)}_n{cfg['DATASET.N_IMAGES']}_seed{manifest['data_seed']}"
-
-
-def test_data_dir(manifest: dict, run_id: str) -> Path:
-    """The common synthetic test set of a run's generator and image size (seed + 1: no run trains on it)."""
-    cfg = manifest["runs"][run_id]["config"]
-    return Path(manifest["data_root"]) / f"{_data_tag(cfg)}_test{manifest['n_test']}_seed{manifest['data_seed'] + 1}"
-
-
-@contextlib.contextmanager
-def _file_lock(path):
-    """An exclusive ``fcntl.flock`` on ``path`` (created), held for the ``with`` block."""
-    import fcntl
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_data(manifest: dict, run_ids, workers: int | None = None, progress: bool = True) -> None:
@@ -275,60 +218,6 @@ def _data_ready(folder: Path, n: int) -> bool:
 
 
 # --------------------------------------------------------------------------- run lock
-class RunLock:
-    """Exclusive claim of a run folder by one process: ``lock.json`` created with O_EXCL,
-    its modification time refreshed every :data:`HEARTBEAT_S` seconds by a thread.
-
-    A lock is stale (and taken over) when its process is gone (same host) or its heartbeat
-    is older than :data:`STALE_AFTER_S` (another host: e.g. a Slurm job killed on a node).
-    """
-
-    def __init__(self, folder, stale_after_s: float = STALE_AFTER_S):
-        self.path = Path(folder) / LOCK
-        self.stale_after_s = stale_after_s
-        self._stop = threading.Event()
-        self._thread = None
-
-    def holder(self) -> dict | None:
-        """The live holder's record, or None when free or stale."""
-        info = _read_json(self.path)
-        if info is None:
-            return None if not self.path.exists() else {"host": "?", "pid": -1}
-        if info.get("host") == socket.gethostname():
-            return info if _pid_alive(info.get("pid", -1)) else None
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        return info if age < self.stale_after_s else None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if self.holder() is not None:
-                    return False
-                self.path.unlink(missing_ok=True)  # stale: take over
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}, f)
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-            return True
-        return False
-
-    def _beat(self):
-        while not self._stop.wait(HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
-
-    def release(self):
-        self._stop.set()
-        info = _read_json(self.path) or {}
-        if info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
-            self.path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- one run
@@ -353,22 +242,6 @@ def _run_logging(path):
             lg.removeHandler(handler)
             lg.setLevel(lvl)
         handler.close()
-
-
-def run_state(sweep_dir, run_id: str) -> str:
-    """``"done"``, ``"failed"``, ``"running"``, ``"interrupted"`` (started, no live process:
-    resumable) or ``"pending"``."""
-    folder = run_dir(sweep_dir, run_id)
-    if (folder / RESULT).exists():
-        return "done"
-    st = _read_json(folder / STATUS) or {}
-    if RunLock(folder).holder() is not None:
-        return "running"
-    if st.get("state") == "failed":
-        return "failed"
-    if st.get("state") == "running":
-        return "interrupted"
-    return "pending"
 
 
 def run_one(
@@ -831,39 +704,6 @@ def _select_recorded(manifest: dict, runs) -> list[str]:
                 extra = [r for r in manifest["runs"] if manifest["runs"][r].get("replicate_of") == rid]
                 out += [r for r in [rid, *extra] if r not in out]
     return out
-
-
-def machine_info() -> dict:
-    """Where the code runs: host, OS, Python, CPU count, torch and GPU names."""
-    info = {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001
-        pass
-    return info
-
-
-def git_commit(path=None) -> dict:
-    """``{"commit", "dirty"}`` of the git checkout holding ``path`` (this package by default)."""
-    path = Path(path or Path(__file__).resolve().parent)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", str(path)], cwd=path, capture_output=True, text=True, timeout=20
-        ).stdout.strip()
-        return {"commit": commit, "dirty_package": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty_package": None}
 
 
 def _main(argv=None) -> int:
