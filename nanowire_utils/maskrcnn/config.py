@@ -23,11 +23,11 @@ Scale presets (:data:`PRESETS`, :meth:`TrainConfig.from_preset`):
     Teaching scale for a 2-core laptop, about 30 minutes: ResNet-18 (trainable BN) + FPN
     128, light heads, thin-wire anchors (aspect ratios 0.25-4), random 256 px crops of 512 px
     images (wire widths at the paper's scale), batch 4, LR 0.02, bfloat16 autocast on CPU,
-    2000 iterations with the LR drop at 1600 (a schedule in iterations: the same seed gives
+    1500 iterations with the LR drop at 1200 (a schedule in iterations: the same seed gives
     the same model on any machine); 1000 images expected. How it was chosen:
     :func:`cpu_preset_notes`.
 ``cpu-long``
-    The ``cpu`` preset for 12000 iterations (about 3 hours: an overnight run on a laptop).
+    The ``cpu`` preset for 12000 iterations (about 4 hours: an overnight run on a laptop).
 ``cpu-finetune``
     torchvision's COCO ResNet-50-FPN weights fine-tuned on a CPU (needs the weights).
 ``paper``
@@ -870,9 +870,9 @@ PRESETS: dict[str, dict] = {
         "SOLVER.IMS_PER_BATCH": 4,
         # in iterations, so a seed gives the same model on any machine (no wall-clock budget):
         # about 30 minutes on the 2-core reference machine (see cpu_preset_notes), LR drop at 80 %
-        "SOLVER.MAX_ITER": 2000,
+        "SOLVER.MAX_ITER": 1500,
         "SOLVER.WARMUP_ITERS": 100,
-        "SOLVER.STEPS": [1600],
+        "SOLVER.STEPS": [1200],
         "SOLVER.AMP.CPU_BF16": True,
         "SOLVER.CHECKPOINT_PERIOD": 250,
         "SOLVER.CLIP_GRADIENTS.ENABLED": True,
@@ -882,8 +882,8 @@ PRESETS: dict[str, dict] = {
         "DATASET.GENERATOR_PRESET": "paper",
         "DATASET.IMAGE_SIZE": 512,
     },
-    # The cpu preset trained six times longer (about 3 hours on the reference machine: an
-    # overnight run on a laptop), with two LR drops; filled in below from the cpu preset.
+    # The cpu preset trained eight times longer (about 4 hours on the reference machine at
+    # 0.85 it/s: an overnight run on a laptop), with two LR drops; filled in below.
     "cpu-long": {},
     # Fine-tuning torchvision's COCO R50-FPN on 2 CPU cores, for readers whose machine can
     # download the weights; 'auto' picks it on a CPU when they resolve. Architecture as COCO's
@@ -988,10 +988,11 @@ def cpu_preset_notes() -> str:
       have avx512_bf16): one training step of this model took 0.83 s instead of 1.31 s
       (1.58x, same batch, measured in one quiet round, ``benchmarks/results/cpu_preset_v2``).
     * The schedule is in iterations, not minutes (no ``SOLVER.MAX_MINUTES``): one seed gives
-      the same model on a loaded, a quiet or a faster machine. 2000 iterations with the LR
-      drop at 1600: the earlier fp32 preset did 1456 iterations in 30 minutes on quiet cores
-      (``benchmarks/results/training_quiet``), x 1.58 for bf16 = about 2300; 2000 leaves room
-      for data loading, which bf16 does not speed up. ``--max-minutes`` still caps a run.
+      the same model on a loaded, a quiet or a faster machine. 1500 iterations with the LR
+      drop at 1200: this preset's training loop ran at 0.85 iterations/s on the reference
+      machine while it was the only job (2 threads, data loading included;
+      ``benchmarks/results/cpu_preset_v2/speed_cpu_preset_loop.json``), so 1500 iterations
+      take about 29 minutes. ``--max-minutes`` still caps a run.
 
     Measured on this 2-core machine shared with other jobs, so AP-per-minute comparisons of
     short runs were dominated by the load; the comparisons above are at matched iterations
