@@ -163,7 +163,12 @@ def test_outputs_to_instances():
 
 
 def test_weights_offline_falls_back_to_scratch_safe_config(tmp_path, monkeypatch, caplog):
-    from nanowire_utils.maskrcnn.weights import load_initial_weights, resolve_weights
+    from nanowire_utils.maskrcnn.weights import (
+        COCO_FILENAME,
+        coco_weights_location,
+        load_initial_weights,
+        resolve_weights,
+    )
 
     monkeypatch.setenv("NANOWIRE_UTILS_OFFLINE", "1")
     monkeypatch.setenv("NANOWIRE_UTILS_CACHE", str(tmp_path / "cache"))
@@ -192,3 +197,14 @@ def test_weights_offline_falls_back_to_scratch_safe_config(tmp_path, monkeypatch
     monkeypatch.setenv("NANOWIRE_UTILS_WEIGHTS", str(tmp_path / "nope.pth"))
     with pytest.raises(FileNotFoundError, match="NANOWIRE_UTILS_WEIGHTS"):
         resolve_weights(TrainConfig.from_preset("paper"))
+
+    # the same lookup order coco_weights_location reports: the variable, then the cache
+    monkeypatch.setenv("NANOWIRE_UTILS_WEIGHTS", str(path))
+    assert resolve_weights(paper)[1]["source"] == "env" and coco_weights_location()[0] == "env"
+    monkeypatch.delenv("NANOWIRE_UTILS_WEIGHTS")
+    cached = tmp_path / "cache" / COCO_FILENAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(path.read_bytes())
+    cfg, info = resolve_weights(paper)
+    assert info == {"source": "cache", "path": str(cached), "message": f"COCO weights from the cache {cached}"}
+    assert cfg["MODEL.RESNETS.NORM"] == "FrozenBN" and coco_weights_location() == ("cache", str(cached))

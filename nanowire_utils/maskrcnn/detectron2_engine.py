@@ -345,34 +345,23 @@ def resolve_detectron2_weights(cfg, allow_download: bool = True):
         ``source`` being ``"scratch"``, ``"path"``, ``"cache"``, ``"download"`` or
         ``"scratch (fallback)"`` (the run summary's ``weights``).
     """
-    from nanowire_utils.maskrcnn.weights import network_allowed, probe_network, scratch_safe
+    from nanowire_utils.maskrcnn.weights import decide_weights, network_allowed, probe_network
 
-    spec = cfg["MODEL.WEIGHTS"].strip()
-    if not spec:
-        info = {"source": "scratch", "path": None, "message": "training from scratch (MODEL.WEIGHTS='')"}
-    elif spec.lower() != "coco":
-        p = Path(spec).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"MODEL.WEIGHTS file {p} does not exist; pass an existing file, 'coco' or ''")
-        info = {"source": "path", "path": str(p), "message": f"initial weights from {p}"}
-    else:
+    def find_coco():
         cached = detectron2_cache_file()
-        ok, why = network_allowed()
         if cached.exists():
-            info = {"source": "cache", "path": str(cached), "message": f"detectron2's COCO weights from {cached}"}
-        elif ok and allow_download and probe_network(COCO_WEIGHTS_URL):
-            info = {"source": "download", "path": COCO_WEIGHTS_URL, "message": "detectron2 downloads its COCO weights"}
-        else:
-            why = why or ("downloads disabled" if not allow_download else "network unreachable (2 s probe)")
-            cfg = scratch_safe(cfg)
-            info = {
-                "source": "scratch (fallback)",
-                "path": None,
-                "message": f"no detectron2 COCO weights ({why}; none in {cached}): training from scratch "
-                f"with MODEL.RESNETS.NORM={cfg['MODEL.RESNETS.NORM']}, MODEL.BACKBONE.FREEZE_AT=0",
-            }
-    log.info(info["message"])
-    return cfg, info
+            return {"source": "cache", "path": str(cached), "message": f"detectron2's COCO weights from {cached}"}, ""
+        ok, why = network_allowed()
+        if ok and allow_download and probe_network(COCO_WEIGHTS_URL):
+            return {
+                "source": "download",
+                "path": COCO_WEIGHTS_URL,
+                "message": "detectron2 downloads its COCO weights",
+            }, ""
+        why = why or ("downloads disabled" if not allow_download else "network unreachable (2 s probe)")
+        return None, f"{why}; none in {cached}"
+
+    return decide_weights(cfg, find_coco, what="detectron2 COCO weights")
 
 
 # --------------------------------------------------------------------------------------

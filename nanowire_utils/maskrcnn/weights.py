@@ -157,15 +157,20 @@ def scratch_safe(cfg: TrainConfig) -> TrainConfig:
     return new.validate()
 
 
-def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[TrainConfig, dict]:
-    """Decide where the initial weights come from (see the module docstring).
+def decide_weights(cfg: TrainConfig, find_coco, what: str = "COCO weights") -> tuple[TrainConfig, dict]:
+    """The decision both engines share: ``""`` -> scratch, a path -> that file, ``"coco"`` ->
+    wherever ``find_coco`` finds them, else from scratch with a scratch-safe configuration.
 
     Parameters
     ----------
     cfg : TrainConfig
         The configuration; ``MODEL.WEIGHTS`` is ``""`` (scratch), ``"coco"`` or a path.
-    allow_download : bool
-        Allow downloading the COCO weights when they are not found locally.
+    find_coco : callable
+        ``find_coco() -> (info, why)``: the engine's lookup of its COCO weights, ``info``
+        being ``{"source", "path", "message"}`` or None when they cannot be had (``why``
+        says why).
+    what : str
+        How the log names the COCO weights.
 
     Returns
     -------
@@ -179,9 +184,7 @@ def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[Trai
     Raises
     ------
     FileNotFoundError
-        For an explicit path (or ``NANOWIRE_UTILS_WEIGHTS``) that does not exist.
-    ValueError
-        For ``"coco"`` with a ResNet depth other than 50.
+        For an explicit path that does not exist.
     """
     spec = cfg["MODEL.WEIGHTS"].strip()
     if not spec:
@@ -194,52 +197,73 @@ def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[Trai
             )
         info = {"source": "path", "path": str(p), "message": f"initial weights from {p}"}
     else:
-        if cfg["MODEL.RESNETS.DEPTH"] != 50:
-            raise ValueError(
-                "MODEL.WEIGHTS='coco' are ResNet-50-FPN weights; set MODEL.RESNETS.DEPTH=50 or MODEL.WEIGHTS='' (from scratch)"
-            )
-        env = os.environ.get(ENV_WEIGHTS, "").strip()
-        cached = cache_dir() / COCO_FILENAME
-        if env:
-            p = Path(env).expanduser()
-            if not p.exists():
-                raise FileNotFoundError(
-                    f"{ENV_WEIGHTS}={env} does not exist; unset it or point it at the COCO weights file"
-                )
-            info = {"source": "env", "path": str(p), "message": f"COCO weights from {ENV_WEIGHTS}={p}"}
-        elif cached.exists():
-            info = {"source": "cache", "path": str(cached), "message": f"COCO weights from the cache {cached}"}
-        else:
-            ok, why = network_allowed()
-            if ok and allow_download and probe_network():
-                try:
-                    import torch
-
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    torch.hub.download_url_to_file(
-                        COCO_URL, str(cached), hash_prefix=COCO_FILENAME.split("-")[-1].split(".")[0]
-                    )
-                    info = {
-                        "source": "download",
-                        "path": str(cached),
-                        "message": f"downloaded COCO weights to {cached}",
-                    }
-                except Exception as err:  # any download failure falls back to scratch, logged
-                    why = f"download failed ({type(err).__name__}: {err})"
-                    ok = False
-            else:
-                why = why or ("downloads disabled" if not allow_download else "network unreachable (2 s probe)")
-                ok = False
-            if not ok:
-                cfg = scratch_safe(cfg)
-                info = {
-                    "source": "scratch (fallback)",
-                    "path": None,
-                    "message": f"no COCO weights ({why}; none in {cached}, {ENV_WEIGHTS} unset): training from scratch "
-                    f"with MODEL.RESNETS.NORM={cfg['MODEL.RESNETS.NORM']}, MODEL.BACKBONE.FREEZE_AT=0",
-                }
+        info, why = find_coco()
+        if info is None:
+            cfg = scratch_safe(cfg)
+            info = {
+                "source": "scratch (fallback)",
+                "path": None,
+                "message": f"no {what} ({why}): training from scratch "
+                f"with MODEL.RESNETS.NORM={cfg['MODEL.RESNETS.NORM']}, MODEL.BACKBONE.FREEZE_AT=0",
+            }
     log.info(info["message"])
     return cfg, info
+
+
+def _find_torchvision_coco(allow_download: bool) -> tuple[dict | None, str]:
+    """torchvision's COCO weights from :func:`coco_weights_location`, downloaded when that
+    is where they are."""
+    where, what = coco_weights_location(allow_download)
+    if where is None:
+        if os.environ.get(ENV_WEIGHTS, "").strip():
+            raise FileNotFoundError(f"{what}; unset {ENV_WEIGHTS} or point it at the COCO weights file")
+        return None, what
+    if where == "env":
+        p = Path(os.environ[ENV_WEIGHTS].strip()).expanduser()
+        return {"source": "env", "path": str(p), "message": f"COCO weights from {ENV_WEIGHTS}={p}"}, ""
+    if where == "cache":
+        return {"source": "cache", "path": what, "message": f"COCO weights from the cache {what}"}, ""
+    cached = cache_dir() / COCO_FILENAME
+    try:
+        import torch
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(COCO_URL, str(cached), hash_prefix=COCO_FILENAME.split("-")[-1].split(".")[0])
+    except Exception as err:  # any download failure falls back to scratch, logged
+        return None, f"download failed ({type(err).__name__}: {err}); no {cached}"
+    return {"source": "download", "path": str(cached), "message": f"downloaded COCO weights to {cached}"}, ""
+
+
+def resolve_weights(cfg: TrainConfig, allow_download: bool = True) -> tuple[TrainConfig, dict]:
+    """Decide where the torchvision engine's initial weights come from (see the module
+    docstring and :func:`decide_weights`).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration; ``MODEL.WEIGHTS`` is ``""`` (scratch), ``"coco"`` or a path.
+    allow_download : bool
+        Allow downloading the COCO weights when they are not found locally.
+
+    Returns
+    -------
+    cfg : TrainConfig
+        ``cfg``, made scratch-safe when the COCO weights cannot be had.
+    info : dict
+        ``{"source", "path", "message"}``, as :func:`decide_weights` returns it.
+
+    Raises
+    ------
+    FileNotFoundError
+        For an explicit path (or ``NANOWIRE_UTILS_WEIGHTS``) that does not exist.
+    ValueError
+        For ``"coco"`` with a ResNet depth other than 50.
+    """
+    if cfg["MODEL.WEIGHTS"].strip().lower() == "coco" and cfg["MODEL.RESNETS.DEPTH"] != 50:
+        raise ValueError(
+            "MODEL.WEIGHTS='coco' are ResNet-50-FPN weights; set MODEL.RESNETS.DEPTH=50 or MODEL.WEIGHTS='' (from scratch)"
+        )
+    return decide_weights(cfg, lambda: _find_torchvision_coco(allow_download))
 
 
 def load_initial_weights(model, info: dict) -> dict:
