@@ -30,7 +30,8 @@ HEARTBEAT_S = 30.0
 #: Slurm defaults for executor="submitit" (any submitit parameter can be overridden).
 
 
-def _read_json(path, default=None):
+def read_json(path, default=None):
+    """The JSON in ``path``, or ``default`` when the file is missing or half-written."""
     try:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -44,7 +45,7 @@ def run_dir(sweep_dir, run_id: str) -> Path:
 
 def read_manifest(sweep_dir) -> dict:
     """The manifest of a sweep folder; FileNotFoundError saying what to do when absent."""
-    m = _read_json(Path(sweep_dir) / MANIFEST)
+    m = read_json(Path(sweep_dir) / MANIFEST)
     if m is None:
         raise FileNotFoundError(
             f"{sweep_dir} is not a sweep folder (no {MANIFEST}); start one with "
@@ -56,11 +57,11 @@ def read_manifest(sweep_dir) -> dict:
 def test_data_dir(manifest: dict, run_id: str) -> Path:
     """The common synthetic test set of a run's generator and image size (seed + 1: no run trains on it)."""
     cfg = manifest["runs"][run_id]["config"]
-    return Path(manifest["data_root"]) / f"{_data_tag(cfg)}_test{manifest['n_test']}_seed{manifest['data_seed'] + 1}"
+    return Path(manifest["data_root"]) / f"{data_tag(cfg)}_test{manifest['n_test']}_seed{manifest['data_seed'] + 1}"
 
 
 @contextlib.contextmanager
-def _file_lock(path):
+def file_lock(path):
     """An exclusive ``fcntl.flock`` on ``path`` (created), held for the ``with`` block."""
     import fcntl
 
@@ -80,7 +81,7 @@ def run_state(sweep_dir, run_id: str) -> str:
     folder = run_dir(sweep_dir, run_id)
     if (folder / RESULT).exists():
         return "done"
-    st = _read_json(folder / STATUS) or {}
+    st = read_json(folder / STATUS) or {}
     if RunLock(folder).holder() is not None:
         return "running"
     if st.get("state") == "failed":
@@ -123,7 +124,8 @@ def git_commit(path=None) -> dict:
         return {"commit": None, "dirty_package": None}
 
 
-def _data_tag(cfg: dict) -> str:
+def data_tag(cfg: dict) -> str:
+    """The name part shared by the data folders of one generator preset and image size."""
     return f"{cfg['DATASET.GENERATOR_PRESET']}_{cfg['DATASET.IMAGE_SIZE']}px"
 
 
@@ -143,11 +145,11 @@ class RunLock:
 
     def holder(self) -> dict | None:
         """The live holder's record, or None when free or stale."""
-        info = _read_json(self.path)
+        info = read_json(self.path)
         if info is None:
             return None if not self.path.exists() else {"host": "?", "pid": -1}
         if info.get("host") == socket.gethostname():
-            return info if _pid_alive(info.get("pid", -1)) else None
+            return info if pid_alive(info.get("pid", -1)) else None
         try:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
@@ -165,7 +167,7 @@ class RunLock:
                 self.path.unlink(missing_ok=True)  # stale: take over
                 continue
             with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}, f)
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": utc_now()}, f)
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
             return True
@@ -178,16 +180,18 @@ class RunLock:
 
     def release(self):
         self._stop.set()
-        info = _read_json(self.path) or {}
+        info = read_json(self.path) or {}
         if info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
             self.path.unlink(missing_ok=True)
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 to the second (the timestamps of status files)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (it may belong to another user)."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

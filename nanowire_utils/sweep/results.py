@@ -60,11 +60,11 @@ def real_input_scales(sweep_dir, generator_preset: str, modalities=MODALITIES) -
     read). The same for every run of a generator, so it is computed once and kept in
     ``SWEEP/real_input_scales.json``."""
     from nanowire_utils.chapters import crossmodality as cm
-    from nanowire_utils.sweep.layout import _file_lock, _read_json
+    from nanowire_utils.sweep.layout import file_lock, read_json
 
     path = Path(sweep_dir) / "real_input_scales.json"
-    with _file_lock(Path(sweep_dir) / ".real_input_scales.lock"):
-        cache = _read_json(path, {}) or {}
+    with file_lock(Path(sweep_dir) / ".real_input_scales.lock"):
+        cache = read_json(path, {}) or {}
         todo = [m for m in modalities if m not in cache.get(generator_preset, {})]
         if todo:
             table = cm.image_scales(generator_preset, todo)
@@ -199,12 +199,12 @@ def _hyper_row(manifest: dict, run_id: str, folder: Path) -> dict:
 
 def failed_row(sweep_dir, run_id: str, manifest: dict) -> dict:
     """The row of a failed run: its hyperparameters, ``status="failed"`` and the error."""
-    from nanowire_utils.sweep.layout import STATUS, _read_json, run_dir
+    from nanowire_utils.sweep.layout import STATUS, read_json, run_dir
 
     folder = run_dir(sweep_dir, run_id)
-    st = _read_json(folder / STATUS) or {}
+    st = read_json(folder / STATUS) or {}
     row = _hyper_row(manifest, run_id, folder)
-    cfgj = _read_json(folder / "config.json") or {}
+    cfgj = read_json(folder / "config.json") or {}
     row.update(status="failed", error=st.get("error", ""), iterations=cfgj.get("_iterations_done"), host=st.get("host"))
     return _clean(row)
 
@@ -215,14 +215,14 @@ def results_table(sweep_dir):
     the manifest's order (pending and running runs are left out)."""
     import pandas as pd
 
-    from nanowire_utils.sweep.layout import RESULT, _read_json, read_manifest, run_dir, run_state
+    from nanowire_utils.sweep.layout import RESULT, read_json, read_manifest, run_dir, run_state
 
     manifest = read_manifest(sweep_dir)
     rows = []
     for rid in manifest["runs"]:
         state = run_state(sweep_dir, rid)
         if state == "done":
-            rows.append(_read_json(run_dir(sweep_dir, rid) / RESULT))
+            rows.append(read_json(run_dir(sweep_dir, rid) / RESULT))
         elif state == "failed":
             rows.append(failed_row(sweep_dir, rid, manifest))
     df = pd.DataFrame(rows, columns=None if rows else list(BASE_COLUMNS))
@@ -238,12 +238,12 @@ def make_provenance(sweep_dir, command: str | None = None) -> dict:
     import datetime as dt
 
     from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.sweep.layout import _read_json, git_commit, machine_info, read_manifest, run_state
+    from nanowire_utils.sweep.layout import git_commit, machine_info, read_json, read_manifest, run_state
 
     manifest = read_manifest(sweep_dir)
     states = {rid: run_state(sweep_dir, rid) for rid in manifest["runs"]}
     preset_cfg = TrainConfig.from_preset(manifest["preset"]).to_dict()
-    last = _read_json(Path(sweep_dir) / "last_command.json") or {}
+    last = read_json(Path(sweep_dir) / "last_command.json") or {}
     return {
         "sweep": manifest["sweep"],
         "sweep_file": manifest["sweep_file"],
@@ -272,12 +272,12 @@ def make_provenance(sweep_dir, command: str | None = None) -> dict:
 def write_results(sweep_dir, command: str | None = None, csv_path=None) -> Path:
     """Write ``results.csv`` and ``results.provenance.json`` of a sweep folder (atomically,
     under a file lock: parallel workers may call it at the same time). Returns the CSV path."""
-    from nanowire_utils.sweep.layout import _file_lock
+    from nanowire_utils.sweep.layout import file_lock
 
     sweep_dir = Path(sweep_dir)
     csv_path = Path(csv_path) if csv_path else sweep_dir / RESULTS
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(sweep_dir / ".results.lock"):
+    with file_lock(sweep_dir / ".results.lock"):
         df = results_table(sweep_dir)
         fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
         os.close(fd)

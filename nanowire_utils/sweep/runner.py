@@ -48,14 +48,14 @@ from nanowire_utils.sweep.layout import (
     STATUS,
     WORKER_LOG,
     RunLock,
-    _data_tag,
-    _file_lock,
-    _now,
-    _read_json,
+    data_tag,
+    file_lock,
+    read_json,
     read_manifest,
     run_dir,
     run_state,
     test_data_dir,
+    utc_now,
 )
 from nanowire_utils.sweep.spec import PlannedRun, Sweep, load_sweep
 
@@ -110,7 +110,7 @@ def make_manifest(sweep: Sweep, scale: str, data_root, data_seed: int = 0) -> di
         "data_root": str(Path(data_root).resolve()),
         "data_seed": int(data_seed),
         "runs": {p.id: _planned_dict(p) for p in plan},
-        "created": _now(),
+        "created": utc_now(),
     }
 
 
@@ -149,7 +149,7 @@ def prepare_sweep_dir(sweep_dir, sweep="table1", scale="cpu", data_root=None, da
     """
     sweep_dir = Path(sweep_dir)
     sweep = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
-    old = _read_json(sweep_dir / MANIFEST)
+    old = read_json(sweep_dir / MANIFEST)
     if data_root is None:
         data_root = old["data_root"] if old else sweep_dir / "data"
     new = make_manifest(sweep, scale, data_root, data_seed)
@@ -178,7 +178,7 @@ def prepare_sweep_dir(sweep_dir, sweep="table1", scale="cpu", data_root=None, da
 def train_data_dir(manifest: dict, run_id: str) -> Path:
     """Training dataset of a run: ``DATA_ROOT/<generator>_<size>px_n<N>_seed<S>``."""
     cfg = manifest["runs"][run_id]["config"]
-    return Path(manifest["data_root"]) / f"{_data_tag(cfg)}_n{cfg['DATASET.N_IMAGES']}_seed{manifest['data_seed']}"
+    return Path(manifest["data_root"]) / f"{data_tag(cfg)}_n{cfg['DATASET.N_IMAGES']}_seed{manifest['data_seed']}"
 
 
 def ensure_data(manifest: dict, run_ids, workers: int | None = None, progress: bool = True) -> None:
@@ -203,7 +203,7 @@ def ensure_data(manifest: dict, run_ids, workers: int | None = None, progress: b
     for out, (n, seed, gen, splits) in jobs.items():
         if _data_ready(out, n):
             continue
-        with _file_lock(out.parent / f".{out.name}.lock"):
+        with file_lock(out.parent / f".{out.name}.lock"):
             summary = write_dataset(out, n, seed=seed, config=gen, splits=splits, workers=workers, progress=progress)
         if summary["generated"]:
             log.info("generated %d images into %s", summary["generated"], out)
@@ -211,7 +211,7 @@ def ensure_data(manifest: dict, run_ids, workers: int | None = None, progress: b
 
 def _data_ready(folder: Path, n: int) -> bool:
     """A complete dataset of ``n`` images: its provenance and all three split files exist."""
-    meta = _read_json(folder / "dataset.json") or {}
+    meta = read_json(folder / "dataset.json") or {}
     if (meta.get("parameters") or {}).get("n") != n:
         return False
     return all((folder / "annotations" / f"instances_{s}.json").exists() for s in ("train", "val", "test"))
@@ -282,7 +282,7 @@ def run_one(
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / RESULT).exists():
         return "done"
-    if not retry_failed and (_read_json(folder / STATUS) or {}).get("state") == "failed":
+    if not retry_failed and (read_json(folder / STATUS) or {}).get("state") == "failed":
         return "failed"
     lock = RunLock(folder)
     if not lock.acquire():
@@ -293,7 +293,7 @@ def run_one(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "device": device,
-        "started": _now(),
+        "started": utc_now(),
         "slurm_job": os.environ.get("SLURM_JOB_ID"),
     }
     try:
@@ -322,13 +322,13 @@ def run_one(
                     for p in (folder / "checkpoints").glob("model_*.pth"):
                         p.unlink()
                 write_json_atomic(folder / RESULT, row, indent=1)
-                status.update(state="done", finished=_now(), seconds=round(time.time() - t0, 1))
+                status.update(state="done", finished=utc_now(), seconds=round(time.time() - t0, 1))
                 log.info("run %s done: synthetic test segm AP %.2f", run_id, row.get("test_segm_AP", float("nan")))
             except Exception as err:  # noqa: BLE001 - a failed run must not stop the sweep
                 log.exception("run %s failed: %s: %s", run_id, type(err).__name__, err)
                 status.update(
                     state="failed",
-                    finished=_now(),
+                    finished=utc_now(),
                     seconds=round(time.time() - t0, 1),
                     error=f"{type(err).__name__}: {err}",
                 )
@@ -360,10 +360,10 @@ def sweep_status(sweep_dir):
     rows = []
     for rid, plan in manifest["runs"].items():
         folder = run_dir(sweep_dir, rid)
-        st = _read_json(folder / STATUS) or {}
-        cfgj = _read_json(folder / "config.json") or {}
+        st = read_json(folder / STATUS) or {}
+        cfgj = read_json(folder / "config.json") or {}
         state = run_state(sweep_dir, rid)
-        res = _read_json(folder / RESULT) or {}
+        res = read_json(folder / RESULT) or {}
         rows.append(
             {
                 "run": rid,
@@ -477,8 +477,8 @@ def _run_parallel(sweep_dir, ids, devices, retry_failed, progress, poll_s: float
 
 def _mark_failed(sweep_dir, run_id: str, error: str) -> None:
     folder = run_dir(sweep_dir, run_id)
-    st = _read_json(folder / STATUS) or {}
-    st.update(state="failed", finished=_now(), error=error)
+    st = read_json(folder / STATUS) or {}
+    st.update(state="failed", finished=utc_now(), error=error)
     st["log_tail"] = log_tail(folder / LOG, 10) + log_tail(folder / WORKER_LOG, 10)
     write_json_atomic(folder / STATUS, st, indent=1)
 
@@ -555,7 +555,7 @@ def _run_submitit(sweep_dir, ids, cluster, parameters, retry_failed, wait, progr
         jobs = [ex.submit(fn, str(Path(sweep_dir).resolve()), rid, retry_failed) for rid in ids]
     write_json_atomic(
         Path(sweep_dir) / "submitit" / "jobs.json",
-        {"submitted": _now(), "jobs": {rid: str(j.job_id) for rid, j in zip(ids, jobs)}},
+        {"submitted": utc_now(), "jobs": {rid: str(j.job_id) for rid, j in zip(ids, jobs)}},
         indent=1,
     )
     log.info(
@@ -654,7 +654,7 @@ def run_sweep(
         ids = [p.id for p in planned]
     if command is None:
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
-    write_json_atomic(sweep_dir / "last_command.json", {"command": command, "time": _now()}, indent=1)
+    write_json_atomic(sweep_dir / "last_command.json", {"command": command, "time": utc_now()}, indent=1)
     todo = [rid for rid in ids if run_state(sweep_dir, rid) not in ("done",)]
     if not retry_failed:
         todo = [rid for rid in todo if run_state(sweep_dir, rid) != "failed"]
