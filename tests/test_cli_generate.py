@@ -9,55 +9,15 @@ from nanowire_utils.cli import main
 
 def test_generate_writes_dataset(tmp_path, capsys):
     out = tmp_path / "d"
-    rc = main(
-        [
-            "generate",
-            "--n",
-            "3",
-            "--out",
-            str(out),
-            "--preset",
-            "smoke",
-            "--workers",
-            "1",
-            "--splits",
-            "1,0,0",
-            "--set",
-            "render.blur_sigma=1",
-            "--set",
-            "min_visible_area=5",
-            "--no-progress",
-        ]
-    )
-    assert rc == 0
+    argv = ["generate", "--n", "3", "--out", str(out), "--preset", "smoke", "--workers", "1", "--splits", "1,0,0"]
+    argv += ["--set", "render.blur_sigma=1", "--set", "min_visible_area=5", "--no-progress"]
+    assert main(argv) == 0
     assert "3 images" in capsys.readouterr().out
     meta = json.loads((out / "dataset.json").read_text())["parameters"]
     assert meta["config"]["render"]["blur_sigma"] == 1 and meta["config"]["min_visible_area"] == 5
     assert len(list((out / "images" / "train").glob("*.png"))) == 3
-    # a second run resumes: nothing left to do
-    assert (
-        main(
-            [
-                "generate",
-                "--n",
-                "3",
-                "--out",
-                str(out),
-                "--preset",
-                "smoke",
-                "--workers",
-                "1",
-                "--splits",
-                "1,0,0",
-                "--set",
-                "render.blur_sigma=1",
-                "--set",
-                "min_visible_area=5",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    # the same command again resumes: nothing left to do
+    assert main(argv) == 0
     assert "skipped 3" in capsys.readouterr().out
 
 
