@@ -459,6 +459,13 @@ class SegmentationResult:
         """Histograms of length, width, aspect ratio and orientation (matplotlib Figure)."""
         from matplotlib.figure import Figure
 
+        fig = Figure(figsize=(10, 2.4), layout="constrained")
+        self.plot_histograms(fig.subplots(1, 4))
+        return fig
+
+    def plot_histograms(self, axes) -> None:
+        """Draw the histograms of length, width (nm when the pixel size is known, else
+        pixels), aspect ratio and orientation (degrees) on four matplotlib axes."""
         nm = self.pixel_size_nm
         unit = "nm" if nm else "px"
         cols = [
@@ -467,8 +474,6 @@ class SegmentationResult:
             ("aspect_ratio", "aspect ratio"),
             ("orientation", "orientation (deg)"),
         ]
-        fig = Figure(figsize=(10, 2.4), layout="constrained")
-        axes = fig.subplots(1, 4)
         for ax, (col, label) in zip(axes, cols):
             values = self.table[col].to_numpy(dtype=float) if len(self.table) else np.zeros(0)
             values = values[np.isfinite(values)]
@@ -479,7 +484,6 @@ class SegmentationResult:
             ax.set_xlabel(label, fontsize=8)
             ax.tick_params(labelsize=7)
         axes[0].set_ylabel("wires", fontsize=8)
-        return fig
 
     def refilter(
         self, score_thresh: float, nested_fraction: float | None, pixel_size_nm: float | None = None

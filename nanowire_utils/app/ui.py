@@ -392,19 +392,6 @@ class SegmentationApp(LiveFigure):
         ax.imshow(r.overlay())
         ax.set_axis_off()
         ax.set_title(f"{self.image_name}: {r.summary()}", fontsize=9)
-        nm = r.pixel_size_nm
-        unit = "nm" if nm else "px"
-        cols = [
-            ("length_nm" if nm else "length", f"length ({unit})"),
-            ("width_nm" if nm else "width", f"width ({unit})"),
-            ("aspect_ratio", "aspect ratio"),
-            ("orientation", "orientation (deg)"),
-        ]
-        for i, (col, label) in enumerate(cols):
-            a = fig.add_subplot(grid[1, i])
-            values = r.table[col].to_numpy(dtype=float) if len(r.table) else np.zeros(0)
-            a.hist(values[np.isfinite(values)], bins=18 if col == "orientation" else 12, color="tab:blue")
-            a.set_xlabel(label, fontsize=8)
-            a.tick_params(labelsize=7)
+        r.plot_histograms([fig.add_subplot(grid[1, i]) for i in range(4)])
         fig.suptitle("Segmentation app (static picture of this run; run the notebook for the live app)", fontsize=9)
         return fig
