@@ -207,9 +207,7 @@ def test_reference_annotations_load(name):
 def test_reference_matches_its_sketch(name):
     """The shipped JSON is what its hand-written sketch rasterises to (rebuild after edits)."""
     ann = load_reference_annotation(name)
-    sketch = Path(__file__).resolve().parents[1] / "nanowire_utils/reference_annotations/sketches" / f"{name}.txt"
-    if not sketch.exists():
-        pytest.skip("sketch sources are in the repository, not in the installed package")
+    sketch = reference_path(name).parent / "sketches" / f"{name}.txt"
     inst = sketch_to_instances(sketch.read_text(), ann.height, ann.width)
     np.testing.assert_array_equal(inst.masks, ann.instances.masks)
 
