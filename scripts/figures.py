@@ -38,6 +38,8 @@ README_PHRASES = (
     "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
     "the paper's GPU models: {paper_bbox_ap} / {paper_segm_ap}",
     "{inference_s} s CPU inference per 512 × 512 image",
+    "{eng_iterations} iterations each: {eng_tv_s_per_iter} s / {eng_d2_s_per_iter} s per iteration (torchvision / detectron2), "
+    "synthetic test segm AP {eng_tv_segm_ap} / {eng_d2_segm_ap} at matched iterations",
 )
 
 
@@ -58,7 +60,9 @@ def figures() -> dict[str, str]:
         iterations and training minutes on the reference machine (``cpu_*``, from
         ``training_v2/bench_training.json``), the earlier time-budgeted ``cpu`` preset's
         (``cpu_v1_*``, from ``training/bench_training.json``), CPU inference seconds per
-        512 px image of the ``cpu`` model, and the paper's best Table 1 AP.
+        512 px image of the ``cpu`` model, the two engines' speed and AP at matched
+        iterations (``eng_*``, from ``engines_v2/bench_engines.json``), and the paper's best
+        Table 1 AP.
     """
     sys.path.insert(0, str(ROOT))
     from nanowire_utils.paper import table1
@@ -69,8 +73,16 @@ def figures() -> dict[str, str]:
     last = train["curve"]["points"][-1]
     v2 = _load("training_v2/bench_training.json")
     final = v2["curve"]["points"][-1]
+    eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
     rows = table1()
     return {
+        "eng_iterations": str(eng["torchvision"]["iterations"]),
+        "eng_tv_s_per_iter": f"{eng['torchvision']['s_per_iter']:.2f}",
+        "eng_d2_s_per_iter": f"{eng['detectron2']['s_per_iter']:.2f}",
+        "eng_tv_segm_ap": f"{eng['torchvision']['segm']['AP']:.1f}",
+        "eng_d2_segm_ap": f"{eng['detectron2']['segm']['AP']:.1f}",
+        "eng_tv_bbox_ap": f"{eng['torchvision']['bbox']['AP']:.1f}",
+        "eng_d2_bbox_ap": f"{eng['detectron2']['bbox']['AP']:.1f}",
         "gen_images_per_cpu_s": f"{one['images_per_cpu_s']:.0f}",
         "gen_images_per_s": f"{one['images_per_s']:.0f}",
         "gen_analytic_over_voxel": f"{gen['analytic_over_voxel_cpu']:.0f}",
