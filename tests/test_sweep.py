@@ -211,6 +211,33 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_runs_trained_without_real_images_are_scored_when_they_appear(tmp_path):
+    """Without the sample images the sweep says so up front and trains anyway; the same command
+    with the images scores the finished runs from their saved models, without training again."""
+    path = mini_sweep(tmp_path, {"only": {}}, real_images=["ptychography"], scale_set={"SOLVER.MAX_ITER": 3})
+    args = ["--out", str(tmp_path / "sw"), "--sweep", str(path), "--scale", "smoke", "--no-progress"]
+    (tmp_path / "empty").mkdir()
+    r = _cli(*args, env={"NANOWIRE_UTILS_SAMPLES": str(tmp_path / "empty")}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "the real images cannot be had" in r.stderr and "NANOWIRE_UTILS_SAMPLES" in r.stderr
+    result = run_dir(tmp_path / "sw", "only") / "result.json"
+    first = json.loads(result.read_text())
+    assert "ptychography_segm_AP" not in first and "ptychography" in first["error"]
+    model = run_dir(tmp_path / "sw", "only") / "model_final.pth"
+    mtime = model.stat().st_mtime_ns
+    r = _cli(
+        *args, env={"NANOWIRE_UTILS_SAMPLES": os.environ["NANOWIRE_UTILS_SAMPLES"]}, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(result.read_text())
+    assert math.isfinite(again["ptychography_segm_AP"]) and again["error"] == ""
+    assert model.stat().st_mtime_ns == mtime and again["iterations"] == first["iterations"] == 3
+    assert again["test_segm_AP"] == first["test_segm_AP"] and again["minutes"] == first["minutes"]
+    df = load_results(tmp_path / "sw" / "results.csv", sweep=path, scale="smoke")
+    assert math.isfinite(df.loc["only", "ptychography_segm_AP"])
+
+
+@pytest.mark.slow
 def test_parallel_cpu_workers(tmp_path):
     """devices='cpu,cpu': one worker process per device, runs in parallel."""
     path = mini_sweep(

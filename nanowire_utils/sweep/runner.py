@@ -579,6 +579,50 @@ def _run_submitit(sweep_dir, ids, cluster, parameters, retry_failed, wait, progr
 
 
 # --------------------------------------------------------------------------- the sweep
+def _real_modalities(manifest: dict) -> list[str]:
+    from nanowire_utils.paper import MODALITIES
+
+    real = manifest.get("real_images")
+    return [m for m in MODALITIES if real is None or m in real]
+
+
+def unavailable_real_images(manifest: dict) -> dict[str, str]:
+    """The real images a sweep scores that cannot be had here, ``{modality: why}``
+    (empty when all resolve: from ``NANOWIRE_UTILS_SAMPLES`` or the download cache)."""
+    from nanowire_utils.real.samples import sample_path
+
+    missing = {}
+    for mod in _real_modalities(manifest):
+        try:
+            sample_path(mod)
+        except (FileNotFoundError, ValueError) as err:
+            missing[mod] = str(err)
+    return missing
+
+
+def real_scores_missing(sweep_dir, run_id: str, manifest: dict) -> bool:
+    """Whether a finished run's result lacks the score of a real image the sweep names."""
+    row = read_json(run_dir(sweep_dir, run_id) / RESULT) or {}
+    return any(row.get(f"{mod}_segm_AP") is None for mod in _real_modalities(manifest))
+
+
+def rescore_real_images(sweep_dir, run_id: str, manifest: dict) -> dict:
+    """Evaluate a finished run again from its saved model (no training) and rewrite its
+    result, e.g. after the real images became available. Returns the new row."""
+    from nanowire_utils.sweep.results import evaluate_run
+
+    folder = run_dir(sweep_dir, run_id)
+    old = read_json(folder / RESULT) or {}
+    log.info("run %s: scoring it again from %s (real-image scores were missing)", run_id, folder)
+    row = evaluate_run(sweep_dir, run_id, manifest=manifest)
+    # the training facts stay those of the run that trained
+    for key in ("minutes", "host", "commit", "device"):
+        if key in old:
+            row[key] = old[key]
+    write_json_atomic(folder / RESULT, row, indent=1)
+    return row
+
+
 def run_sweep(
     sweep_dir,
     sweep="table1",
@@ -666,6 +710,18 @@ def run_sweep(
         len(todo),
         sweep_dir,
     )
+    missing = unavailable_real_images(manifest)
+    if missing:
+        log.warning(
+            "the real images cannot be had (%s): runs trained now get no real-image scores. Set "
+            "NANOWIRE_UTILS_SAMPLES to a folder holding them (or allow the download) and run the same "
+            "command again: finished runs are then scored without training again",
+            "; ".join(f"{k}: {v}" for k, v in missing.items()),
+        )
+    else:
+        for rid in ids:
+            if run_state(sweep_dir, rid) == "done" and real_scores_missing(sweep_dir, rid, manifest):
+                rescore_real_images(sweep_dir, rid, manifest)
     if todo:
         ensure_data(manifest, todo, progress=progress)
     if executor == "submitit":
