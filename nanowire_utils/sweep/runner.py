@@ -641,6 +641,11 @@ def run_sweep(
 ):
     """Run (or resume) a sweep into ``sweep_dir`` and write its results table.
 
+    Finished runs are skipped, interrupted ones resume from their checkpoint. The real images
+    are looked up first: when they cannot be had, a warning says so and runs train without
+    real-image scores; when they can, finished runs lacking those scores are scored from their
+    saved models (:func:`rescore_real_images`).
+
     Parameters
     ----------
     sweep_dir : path
