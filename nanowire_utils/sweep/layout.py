@@ -27,7 +27,6 @@ FORMAT = 1
 #: A lock whose heartbeat is older than this is stale (its process died on another machine).
 STALE_AFTER_S = 600.0
 HEARTBEAT_S = 30.0
-#: Slurm defaults for executor="submitit" (any submitit parameter can be overridden).
 
 
 def read_json(path, default=None):

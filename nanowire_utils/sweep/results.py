@@ -90,6 +90,13 @@ def _num(v):
     return None if math.isnan(v) else v
 
 
+def real_modalities(manifest: dict) -> list[str]:
+    """The real images a sweep scores: the manifest's ``real_images`` (None: all of
+    :data:`nanowire_utils.paper.MODALITIES`), in that order."""
+    real = manifest.get("real_images")
+    return [m for m in MODALITIES if real is None or m in real]
+
+
 def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: str | None = None) -> dict:
     """The results-table row of a trained run: synthetic test AP and the three real images."""
     from nanowire_utils.chapters import crossmodality as cm
@@ -125,8 +132,7 @@ def evaluate_run(sweep_dir, run_id: str, manifest: dict | None = None, device: s
     for task in ("bbox", "segm"):
         for k in AP_KEYS:
             row[f"test_{task}_{k}"] = float(test[task][k])
-    real = manifest.get("real_images")
-    mods = [m for m in MODALITIES if real is None or m in real]
+    mods = real_modalities(manifest)
     try:
         scales = real_input_scales(sweep_dir, manifest["runs"][run_id]["config"]["DATASET.GENERATOR_PRESET"], mods)
     except Exception as err:  # noqa: BLE001 - e.g. the samples cannot be had: recorded per image below

@@ -579,20 +579,14 @@ def _run_submitit(sweep_dir, ids, cluster, parameters, retry_failed, wait, progr
 
 
 # --------------------------------------------------------------------------- the sweep
-def _real_modalities(manifest: dict) -> list[str]:
-    from nanowire_utils.paper import MODALITIES
-
-    real = manifest.get("real_images")
-    return [m for m in MODALITIES if real is None or m in real]
-
-
 def unavailable_real_images(manifest: dict) -> dict[str, str]:
     """The real images a sweep scores that cannot be had here, ``{modality: why}``
     (empty when all resolve: from ``NANOWIRE_UTILS_SAMPLES`` or the download cache)."""
     from nanowire_utils.real.samples import sample_path
+    from nanowire_utils.sweep.results import real_modalities
 
     missing = {}
-    for mod in _real_modalities(manifest):
+    for mod in real_modalities(manifest):
         try:
             sample_path(mod)
         except (FileNotFoundError, ValueError) as err:
@@ -602,8 +596,10 @@ def unavailable_real_images(manifest: dict) -> dict[str, str]:
 
 def real_scores_missing(sweep_dir, run_id: str, manifest: dict) -> bool:
     """Whether a finished run's result lacks the score of a real image the sweep names."""
+    from nanowire_utils.sweep.results import real_modalities
+
     row = read_json(run_dir(sweep_dir, run_id) / RESULT) or {}
-    return any(row.get(f"{mod}_segm_AP") is None for mod in _real_modalities(manifest))
+    return any(row.get(f"{mod}_segm_AP") is None for mod in real_modalities(manifest))
 
 
 def rescore_real_images(sweep_dir, run_id: str, manifest: dict) -> dict:
