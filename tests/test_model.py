@@ -200,7 +200,7 @@ def test_weights_offline_falls_back_to_scratch_safe_config(tmp_path, monkeypatch
 
     # the same lookup order coco_weights_location reports: the variable, then the cache
     monkeypatch.setenv("NANOWIRE_UTILS_WEIGHTS", str(path))
-    assert resolve_weights(paper)[1]["source"] == "env" and coco_weights_location()[0] == "env"
+    assert resolve_weights(paper)[1]["source"] == "env" and coco_weights_location() == ("env", str(path))
     monkeypatch.delenv("NANOWIRE_UTILS_WEIGHTS")
     cached = tmp_path / "cache" / COCO_FILENAME
     cached.parent.mkdir(parents=True)

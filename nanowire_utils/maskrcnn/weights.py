@@ -115,15 +115,15 @@ def coco_weights_location(allow_download: bool = True) -> tuple[str | None, str]
     Returns
     -------
     where : str or None
-        ``"env"``, ``"cache"`` or ``"download"`` when :func:`resolve_weights` would find
-        them, else None.
+        ``"env"`` (the file named by ``NANOWIRE_UTILS_WEIGHTS``), ``"cache"`` or
+        ``"download"`` when :func:`resolve_weights` would find them, else None.
     why : str
-        The path or URL, or why they cannot be had.
+        The file path or URL, or why they cannot be had.
     """
     env = os.environ.get(ENV_WEIGHTS, "").strip()
     if env:
         if Path(env).expanduser().exists():
-            return "env", f"{ENV_WEIGHTS}={env}"
+            return "env", str(Path(env).expanduser())
         return None, f"{ENV_WEIGHTS}={env} does not exist"
     cached = cache_dir() / COCO_FILENAME
     if cached.exists():
@@ -219,8 +219,7 @@ def _find_torchvision_coco(allow_download: bool) -> tuple[dict | None, str]:
             raise FileNotFoundError(f"{what}; unset {ENV_WEIGHTS} or point it at the COCO weights file")
         return None, what
     if where == "env":
-        p = Path(os.environ[ENV_WEIGHTS].strip()).expanduser()
-        return {"source": "env", "path": str(p), "message": f"COCO weights from {ENV_WEIGHTS}={p}"}, ""
+        return {"source": "env", "path": what, "message": f"COCO weights from {ENV_WEIGHTS}={what}"}, ""
     if where == "cache":
         return {"source": "cache", "path": what, "message": f"COCO weights from the cache {what}"}, ""
     cached = cache_dir() / COCO_FILENAME
