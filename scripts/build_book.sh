@@ -7,6 +7,10 @@
 #                                              #   -> _build/smoke/_build/html/index.html
 #   bash scripts/build_book.sh --check         # then open every page in headless Chromium
 #                                              #   (scripts/check_book_html.py; screenshots beside the HTML)
+#   bash scripts/build_book.sh --force --record
+#                                              # then write each notebook's run time to
+#                                              #   benchmarks/results/book_build.json (scripts/book_timings.py),
+#                                              #   which the book's run-time tables quote: record on quiet cores
 #
 # Creates or reuses ./.venv and installs the project first (see scripts/_venv.sh). Notebooks are
 # executed in the order of _toc.yml; a chapter that trains reuses a model already saved under
@@ -20,6 +24,7 @@
 SCALE="${BOOK_SCALE:-cpu}"
 FORCE=0
 CHECK=0
+RECORD=0
 JB_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,6 +32,7 @@ while [ $# -gt 0 ]; do
         --scale=*) SCALE="${1#--scale=}"; shift ;;
         --force) FORCE=1; shift ;;
         --check) CHECK=1; shift ;;
+        --record) RECORD=1; shift ;;
         *) JB_ARGS+=("$1"); shift ;;
     esac
 done
@@ -41,6 +47,12 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # matplotlib's inline display: the chapters would build without a single figure.
 unset MPLBACKEND
 echo "==> building the book on $(hostname): $(nproc) cores, $(python -c 'import platform; print(platform.processor() or platform.machine())'), torch $(python -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
+if [ "$RECORD" = "1" ] && { [ "$SCALE" != "cpu" ] || [ "$FORCE" != "1" ]; }; then
+    echo "ERROR: --record needs a full cpu build: bash scripts/build_book.sh --force --record" >&2
+    exit 2
+fi
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "")
+MODEL_REUSED=$([ -f runs/cpu/mask_rcnn/model_final.pth ] && echo yes || echo no)
 START=$(date +%s)
 if [ "$SCALE" = "cpu" ]; then
     if [ "$FORCE" = "1" ]; then
@@ -62,8 +74,13 @@ for page in "$HTML"/notebooks/*.html; do
         exit 1
     fi
 done
-echo "==> book built at scale=$SCALE in $(( $(date +%s) - START )) s: $ROOT/$HTML/index.html"
+TOTAL=$(( $(date +%s) - START ))
+echo "==> book built at scale=$SCALE in $TOTAL s: $ROOT/$HTML/index.html"
 echo "    per-notebook execution times: $HTML/book/execution_status.html"
+if [ "$RECORD" = "1" ]; then
+    python scripts/book_timings.py --out benchmarks/results/book_build.json --total-seconds "$TOTAL" \
+        --model-reused "$MODEL_REUSED" ${LOAD_BEFORE:+--load-before $LOAD_BEFORE}
+fi
 if [ "$CHECK" = "1" ]; then
     python scripts/check_book_html.py "$HTML" --screenshots "$(dirname "$HTML")/screenshots"
 fi

@@ -61,8 +61,9 @@ def figures() -> dict[str, str]:
         ``training_v2/bench_training.json``), the earlier time-budgeted ``cpu`` preset's
         (``cpu_v1_*``, from ``training/bench_training.json``), CPU inference seconds per
         512 px image of the ``cpu`` model, the two engines' speed and AP at matched
-        iterations (``eng_*``, from ``engines_v2/bench_engines.json``), and the paper's best
-        Table 1 AP.
+        iterations (``eng_*``, from ``engines_v2/bench_engines.json``), the run time of each
+        notebook in the last recorded ``cpu`` book build (``book_s_01`` ... ``book_s_07``,
+        ``book_total_s``, ``book_date``, from ``book_build.json``), and the paper's best Table 1 AP.
     """
     sys.path.insert(0, str(ROOT))
     from nanowire_utils.paper import table1
@@ -74,8 +75,12 @@ def figures() -> dict[str, str]:
     v2 = _load("training_v2/bench_training.json")
     final = v2["curve"]["points"][-1]
     eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
+    book = _load("book_build.json")
     rows = table1()
     return {
+        **{f"book_s_{name[:2]}": f"{rec['seconds']:.0f}" for name, rec in book["notebooks"].items()},
+        "book_total_s": f"{book['total_seconds']:.0f}",
+        "book_date": min(rec["executed"] for rec in book["notebooks"].values())[:10],
         "eng_iterations": str(eng["torchvision"]["iterations"]),
         "eng_tv_s_per_iter": f"{eng['torchvision']['s_per_iter']:.2f}",
         "eng_d2_s_per_iter": f"{eng['detectron2']['s_per_iter']:.2f}",

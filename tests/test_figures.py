@@ -58,6 +58,7 @@ def test_cli_check_exit_status():
         "training/bench_training.json",
         "training_v2/bench_training.json",
         "engines_v2/bench_engines.json",
+        "book_build.json",
     ],
 )
 def test_results_files_are_committed(name):
