@@ -120,7 +120,10 @@ def main(argv=None) -> int:
     p.add_argument("--total-seconds", type=float, default=None, help="wall-clock seconds of the whole build")
     p.add_argument("--load-before", type=float, nargs=3, default=None, help="load averages before the build")
     p.add_argument(
-        "--model-reused", choices=("yes", "no"), default=None, help="chapter 4 found runs/cpu/mask_rcnn before the build"
+        "--model-reused",
+        choices=("yes", "no"),
+        default=None,
+        help="chapter 4 found runs/cpu/mask_rcnn before the build",
     )
     p.add_argument("--note", default="", help="what a reader of the figures must know (e.g. shared cores)")
     args = p.parse_args(argv)

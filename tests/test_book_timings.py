@@ -50,7 +50,14 @@ def test_no_build_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no executed notebook"):
         book_timings.notebook_times(cache)
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "book_timings.py"), "--out", str(tmp_path / "x.json"), "--cache", str(tmp_path)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "book_timings.py"),
+            "--out",
+            str(tmp_path / "x.json"),
+            "--cache",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
     )
