@@ -26,6 +26,27 @@ def test_paths_follow_the_layout(tmp_path):
         pipeline.run_dir("huge", tmp_path)
 
 
+def test_a_finished_model_in_the_other_engines_folder_is_reused_unless_an_engine_is_named(tmp_path, caplog):
+    """A GPU hub's model trained by detectron2 (into mask_rcnn_detectron2, or by the CLI into
+    mask_rcnn) is found by the chapters that load a model, whatever engine would train here."""
+    assert pipeline.find_model("smoke", tmp_path) is None
+    d2 = tmp_path / "smoke" / "mask_rcnn_detectron2"
+    d2.mkdir(parents=True)
+    assert pipeline.find_model("smoke", tmp_path) is None  # an unfinished run is not a model
+    (d2 / "model_final.pth").write_bytes(b"weights")
+    assert pipeline.run_dir("smoke", tmp_path) == tmp_path / "smoke" / "mask_rcnn"  # torchvision would train
+    assert pipeline.find_model("smoke", tmp_path) == d2
+    assert pipeline.find_model("smoke", tmp_path, "auto") == d2
+    assert pipeline.find_model("smoke", tmp_path, "torchvision") is None
+    caplog.set_level(logging.INFO, logger="nanowire_utils.chapters.pipeline")
+    assert pipeline.ensure_model("smoke", tmp_path, tmp_path / "data", progress=False) == d2
+    assert "reusing" in caplog.text and not (tmp_path / "data").exists()
+    own = tmp_path / "smoke" / "mask_rcnn"
+    own.mkdir()
+    (own / "model_final.pth").write_bytes(b"weights")
+    assert pipeline.find_model("smoke", tmp_path) == own  # the engine that would train here comes first
+
+
 def test_ensure_dataset_generates_then_reuses(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="nanowire_utils.chapters.pipeline")
     out = pipeline.ensure_dataset("smoke", tmp_path, workers=1, progress=False)

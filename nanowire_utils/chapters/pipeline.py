@@ -9,6 +9,7 @@ Folder layout (both roots are arguments; the notebooks use ``../data`` and ``../
 
     DATA_ROOT/synthetic/<preset>/        the dataset of a training preset (dataset.json, images/, annotations/)
     RUNS_ROOT/<preset>/mask_rcnn/        the training run (config.json, model_final.pth, metrics.jsonl)
+    RUNS_ROOT/<preset>/mask_rcnn_detectron2/   the same, when the detectron2 engine trains it
 
 Typical use::
 
@@ -49,15 +50,47 @@ def training_engine(scale: str, engine: str | None = None) -> str:
 
 
 def run_dir(scale: str, runs_root, engine: str | None = None) -> Path:
-    """Folder of the training run of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn`` (the
-    torchvision engine, or ``engine=None``), ``RUNS_ROOT/<preset>/mask_rcnn_detectron2`` (the
-    detectron2 engine; ``engine`` is resolved by :func:`training_engine`)."""
+    """Folder of the training run of preset ``scale``: ``RUNS_ROOT/<preset>/mask_rcnn`` when
+    the torchvision engine trains it, ``RUNS_ROOT/<preset>/mask_rcnn_detectron2`` when
+    detectron2 does. ``engine`` (``"auto"``, ``"torchvision"``, ``"detectron2"``, or None for
+    the preset's ``ENGINE``) is resolved by :func:`training_engine`, so a GPU machine with
+    detectron2 names the same folder for ``engine="auto"`` and for None."""
     from nanowire_utils.maskrcnn.config import resolve_preset_name
 
-    name = RUN_NAME
-    if engine is not None and training_engine(scale, engine) != "torchvision":
-        name = f"{RUN_NAME}_{training_engine(scale, engine)}"
-    return Path(runs_root) / resolve_preset_name(scale) / name
+    preset = resolve_preset_name(scale)
+    chosen = training_engine(preset, engine)
+    name = RUN_NAME if chosen == "torchvision" else f"{RUN_NAME}_{chosen}"
+    return Path(runs_root) / preset / name
+
+
+def find_model(scale: str, runs_root, engine: str | None = None) -> Path | None:
+    """The run folder of a finished model of preset ``scale`` to reuse, or None.
+
+    First :func:`run_dir` (the engine that would train here). Unless ``engine`` names one
+    engine, any other finished run of the preset comes next (``RUNS_ROOT/<preset>/mask_rcnn*``):
+    a model trained with the command line into ``mask_rcnn`` by detectron2, or on another
+    machine, is reused rather than trained again; its ``config.json`` says which engine made it.
+
+    Parameters
+    ----------
+    scale:
+        Training preset: "smoke", "cpu", "paper" or "auto".
+    runs_root:
+        Parent folder of the runs.
+    engine:
+        None or ``"auto"``: any engine's model; ``"torchvision"`` or ``"detectron2"``: only that
+        engine's folder.
+    """
+    from nanowire_utils.maskrcnn.config import resolve_preset_name
+
+    own = run_dir(scale, runs_root, engine)
+    if (own / "model_final.pth").is_file():
+        return own
+    if engine in (None, "auto"):
+        for other in sorted((Path(runs_root) / resolve_preset_name(scale)).glob(f"{RUN_NAME}*")):
+            if (other / "model_final.pth").is_file():
+                return other
+    return None
 
 
 def default_checkpoint(scale: str, runs_root, engine: str | None = None) -> Path:
@@ -133,7 +166,7 @@ def ensure_model(
     engine: str | None = None,
     **overrides,
 ) -> Path:
-    """The trained model of preset ``scale``: reused when ``model_final.pth`` exists, else trained.
+    """The trained model of preset ``scale``: reused when one is finished (:func:`find_model`), else trained.
 
     Training uses :func:`ensure_dataset` for the data and ``nanowire_utils.maskrcnn.engine.train``
     into :func:`run_dir`; an interrupted run there is resumed. Logs (``logging``, INFO)
@@ -152,8 +185,9 @@ def ensure_model(
         Wall-clock budget of training in minutes (``SOLVER.MAX_MINUTES``); None keeps the preset's.
     engine:
         ``"auto"``, ``"torchvision"`` or ``"detectron2"``; None: the preset's ``ENGINE``. A
-        detectron2 model lives in its own folder (:func:`run_dir`), so each engine's model is
-        reused only for that engine.
+        detectron2 model lives in its own folder (:func:`run_dir`). A named engine reuses only
+        its own model; None and ``"auto"`` reuse any finished model of the preset
+        (:func:`find_model`).
     overrides:
         Further configuration keys, ``__`` standing for a dot: ``SOLVER__MAX_ITER=50``.
         They apply only when training happens: an existing model is returned as it is.
@@ -167,12 +201,13 @@ def ensure_model(
     from nanowire_utils.maskrcnn.config import TrainConfig, resolve_preset_name
 
     preset = resolve_preset_name(scale)
+    found = find_model(preset, runs_root, engine)
+    if found is not None:
+        log.info("reusing the trained %r model %s", preset, found / "model_final.pth")
+        return found
     chosen = training_engine(preset, engine) if engine is not None else None
-    out = run_dir(preset, runs_root, chosen)
+    out = run_dir(preset, runs_root, engine)
     final = out / "model_final.pth"
-    if final.exists():
-        log.info("reusing the trained %r model %s", preset, final)
-        return out
     cfg = TrainConfig.from_preset(preset, **overrides)
     if chosen is not None:
         cfg.set("ENGINE", chosen)
