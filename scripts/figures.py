@@ -58,7 +58,8 @@ def figures() -> dict[str, str]:
     dict of str to str
         Generation throughput (``gen_*``), the ``cpu`` preset's final synthetic test AP,
         iterations and training minutes on the reference machine (``cpu_*``, from
-        ``training_v2/bench_training.json``), the earlier time-budgeted ``cpu`` preset's
+        ``training_v2/bench_training.json``, with the seconds per iteration of the ``cpu`` and
+        ``paper`` presets, ``speed_*``), the earlier time-budgeted ``cpu`` preset's
         (``cpu_v1_*``, from ``training/bench_training.json``), CPU inference seconds per
         512 px image of the ``cpu`` model, the two engines' speed and AP at matched
         iterations (``eng_*``, from ``engines_v2/bench_engines.json``), the run time of each
@@ -76,8 +77,11 @@ def figures() -> dict[str, str]:
     final = v2["curve"]["points"][-1]
     eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
     book = _load("book_build.json")
+    speed = {r["preset"]: r for r in v2["speed"]}
     rows = table1()
     return {
+        "speed_cpu_s_per_iter": f"{speed['cpu']['s_per_iter']:.2f}",
+        "speed_paper_s_per_iter": f"{speed['paper']['s_per_iter']:.0f}",
         **{f"book_s_{name[:2]}": f"{rec['seconds']:.0f}" for name, rec in book["notebooks"].items()},
         "book_total_s": f"{book['total_seconds']:.0f}",
         "book_date": min(rec["executed"] for rec in book["notebooks"].values())[:10],

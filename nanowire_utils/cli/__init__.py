@@ -1,7 +1,7 @@
 """Command-line interface: ``nanowire-utils <command> ...``.
 
-Each command lives in the module of its stage (``cli_generate``, ``cli_train``,
-``cli_predict``), which exposes ``register(subparsers)`` adding one or more sub-parsers
+Each command lives in its own module (:data:`COMMAND_MODULES`: ``generate``, ``train``,
+``predict``, ``app``, ``sweep``), which exposes ``register(subparsers)`` adding one or more sub-parsers
 whose ``func`` default handles the parsed arguments. Those modules import the
 deep-learning stack only inside their handlers, so ``generate`` stays light.
 
