@@ -90,7 +90,8 @@ def plot_single_parameter(df, metric: str = "test_segm_AP"):
             top.annotate(
                 str(int(done.loc[r, "paper_run"])), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8
             )
-        top.set(title=f"{name}: {key}", ylabel=metric if j == 0 else None)
+        top.set_title(f'Table 1 column "{col_of[key]}"', fontsize=10)  # the key is the x label below
+        top.set(ylabel=metric if j == 0 else None)
         pr = [t1[n] for n in (13, 14, 15, 16, 17, 18, 19, 20, 10) if n in t1]
         vals = sorted({r[col_of[key]] for r in pr if _varies(r, col_of[key], t1[10])} | {t1[10][col_of[key]]})
         pys = [
