@@ -17,7 +17,7 @@ def register(subparsers) -> None:
             "one folder per run under OUT/runs, and write OUT/results.csv with its provenance. Rerunning "
             "the same command resumes: finished runs are skipped, interrupted ones resume from their "
             "checkpoint, and finished runs that lack real-image scores (the images could not be had) are "
-            "scored from their saved models. Examples: --scale smoke (CI, a minute); --scale cpu (about 2 h on 2 cores); "
+            "scored from their saved models. Examples: --scale smoke (CI, a minute); --scale cpu (about 2.5 h on 2 cores); "
             "--scale paper --devices cuda:0,cuda:1 (one run per GPU); --scale paper --executor submitit "
             "--slurm slurm_partition=gpu --slurm timeout_min=600 (one Slurm job per run); --status."
         ),

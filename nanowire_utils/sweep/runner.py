@@ -650,7 +650,7 @@ def run_sweep(
     sweep : str, path or Sweep
         ``"table1"`` (the paper's Table 1) or a sweep file.
     scale : str
-        A scale of the sweep file: ``"smoke"`` (CI), ``"cpu"`` (about 2 h on 2 cores),
+        A scale of the sweep file: ``"smoke"`` (CI), ``"cpu"`` (about 2.5 h on 2 cores),
         ``"paper"`` (GPUs).
     runs : None, str or list
         Run ids and/or subset names (``"grid"``, ``"single_parameter"``, ``"run13"``...);
