@@ -18,14 +18,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nanowire_utils.sweep.layout import git_commit, machine_info, utc_now  # noqa: E402
 
 
 def notebook_times(cache: Path) -> dict[str, dict]:
@@ -60,23 +60,6 @@ def notebook_times(cache: Path) -> dict[str, dict]:
     return dict(sorted(out.items()))
 
 
-def machine() -> dict:
-    """The machine the build ran on: cores, processor, Python, torch."""
-    try:
-        import torch
-
-        torch_version = f"{torch.__version__} ({'cuda' if torch.cuda.is_available() else 'cpu'})"
-    except ImportError:
-        torch_version = None
-    return {
-        "host": platform.node(),
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch_version,
-    }
-
-
 def record(
     cache: Path,
     total_seconds: float | None = None,
@@ -84,7 +67,7 @@ def record(
     model_reused: bool | None = None,
     note: str = "",
 ) -> dict:
-    """The results document: per-notebook seconds, build total, machine, date and load.
+    """The results document: per-notebook seconds, build total, machine, commit, date and load.
 
     Parameters
     ----------
@@ -102,8 +85,9 @@ def record(
     return {
         "what": "run time of each notebook in a scale='cpu' book build (jupyter-book execution cache)",
         "command": "bash scripts/build_book.sh --force --record",
-        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "written": utc_now(),
+        "machine": machine_info(),
+        **git_commit(),
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "total_seconds": total_seconds,

@@ -83,9 +83,9 @@ def find_model(scale: str, runs_root, engine: str | None = None) -> Path | None:
     """
     from nanowire_utils.maskrcnn.config import resolve_preset_name
 
-    own = run_dir(scale, runs_root, engine)
-    if (own / "model_final.pth").is_file():
-        return own
+    own = default_checkpoint(scale, runs_root, engine)
+    if own.is_file():
+        return own.parent
     if engine in (None, "auto"):
         for other in sorted((Path(runs_root) / resolve_preset_name(scale)).glob(f"{RUN_NAME}*")):
             if (other / "model_final.pth").is_file():
