@@ -402,3 +402,25 @@ def test_one_gpu_per_worker_environment(monkeypatch):
     assert dev == "cpu" and env["CUDA_VISIBLE_DEVICES"] == ""
     with pytest.raises(ValueError, match="gpu0"):
         _parse_devices("gpu0")
+
+
+def test_git_commit_reports_uncommitted_changes_of_the_folder(tmp_path):
+    """Provenance: the checkout's HEAD, and whether the folder (default: the whole package) is dirty."""
+    from nanowire_utils.sweep import layout
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 1\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert layout.git_commit(pkg) == {"commit": head, "dirty_package": False}
+    (pkg / "a.py").write_text("x = 2\n")
+    assert layout.git_commit(pkg)["dirty_package"] is True
+    assert layout.git_commit(pkg / "sub")["dirty_package"] is False  # the change is outside that folder
+    # the default covers the whole package, not only the sweep subpackage that defines it
+    here = Path(layout.__file__).resolve()
+    assert layout.git_commit() == layout.git_commit(here.parents[1])

@@ -109,8 +109,9 @@ def machine_info() -> dict:
 
 
 def git_commit(path=None) -> dict:
-    """``{"commit", "dirty"}`` of the git checkout holding ``path`` (this package by default)."""
-    path = Path(path or Path(__file__).resolve().parent)
+    """``{"commit", "dirty_package"}`` of the git checkout holding ``path``: its HEAD, and whether
+    ``path`` has uncommitted changes (default: the whole ``nanowire_utils`` package)."""
+    path = Path(path or Path(__file__).resolve().parents[1])
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10, check=True
