@@ -16,7 +16,8 @@ For each training set (issue 9, part 4):
 the script generates the set, trains the ``cpu`` training preset on it for a fixed number of
 iterations (same seed, same schedule; LR drop at 80 %), then measures
 
-* the synthetic test AP on one common test set (the ``paper`` preset's test split), and
+* the synthetic test AP on one common test set (``n_images // 10`` images of the ``paper``
+  preset, all of them test images, the same for every training seed), and
 * on the three real images: foreground accuracy and segm AP at the input scale estimated
   from each image (:func:`nanowire_utils.chapters.crossmodality.image_scales`, with the
   training width measured on *that* training set) and fed as is (the paper's way),
@@ -33,6 +34,7 @@ Usage::
     python benchmarks/bench_domain_randomisation.py --out benchmarks/results/domain_randomisation \\
         --n-images 1000 --iterations 1500
     python benchmarks/bench_domain_randomisation.py --out /tmp/dr --smoke     # the script runs
+    python benchmarks/bench_domain_randomisation.py --out SUMMARY --summarise DR_SEED0 DR_SEED1 DR_SEED2
 
 Or from Python: ``run(out, n_images=..., iterations=...)``.
 """
@@ -54,6 +56,8 @@ TRAINING_SETS: dict[str, list[tuple[str, float, dict]]] = {
     "paper + SEM share": [("paper", 1.0, {"render.sem_fraction": 0.3})],
 }
 SPLITS = ("train", "val", "test")
+#: Seed of the common synthetic test set (``n_images // 10`` images of the ``paper`` preset).
+TEST_SEED = 10_000
 
 
 def _slug(name: str) -> str:
@@ -193,9 +197,17 @@ def run(
     unknown = set(sets) - set(TRAINING_SETS)
     if unknown:
         raise ValueError(f"unknown training set(s) {sorted(unknown)}; choose from {list(TRAINING_SETS)}")
-    test_data = out / "data" / "common_test_paper"
+    # Every image of the common test set is a test image, and its seed does not follow the
+    # training seed, so runs with different seeds are scored on the same images.
+    test_data = out / "data" / "common_test"
     write_dataset(
-        test_data, max(10, n_images // 10), seed=10_000 + seed, config="paper", workers=workers, progress=False
+        test_data,
+        max(10, n_images // 10),
+        seed=TEST_SEED,
+        config="paper",
+        splits=(0.0, 0.0, 1.0),
+        workers=workers,
+        progress=False,
     )
     results = {}
     for name in sets:
@@ -225,6 +237,90 @@ def run(
     return results
 
 
+#: Real-image measures carried into the summary (post-processed, as the chapter reports them).
+SUMMARY_MEASURES = ("segm AP post", "accuracy post")
+
+
+def _stats(values: list[float]) -> dict:
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    return {
+        "mean": float(v.mean()),
+        "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+        "values": [float(x) for x in v],
+    }
+
+
+def summarise(folders, out=None) -> dict:
+    """Mean and standard deviation over seeds of every training set's scores.
+
+    Parameters
+    ----------
+    folders : sequence of path
+        Output folders of :func:`run`, one per training seed (same ``n_images``, ``iterations``
+        and preset; a set missing from a folder is left out of that seed).
+    out : path or None
+        Where to write ``summary.json`` and ``summary.md``; None writes nothing.
+
+    Returns
+    -------
+    dict
+        ``{"seeds", "iterations", "n_images", "preset", "test_images", "sets": {name: {measure:
+        {"mean", "sd", "values"}}}}``; measures are ``synthetic bbox AP``, ``synthetic segm AP``
+        and ``<image> | <setting> | <measure>`` for the real images (:data:`SUMMARY_MEASURES`).
+    """
+    reports = [json.loads((Path(f) / "domain_randomisation.json").read_text()) for f in folders]
+    keys = ("n_images", "iterations", "preset")
+    for r in reports[1:]:
+        if any(r[k] != reports[0][k] for k in keys):
+            raise ValueError(f"the folders were run with different {keys}; summarise like with like")
+    per_set: dict[str, dict[str, list]] = {}
+    test_images = set()
+    for r in reports:
+        for name, res in r["results"].items():
+            m = per_set.setdefault(name, {})
+            m.setdefault("synthetic bbox AP", []).append(res["synthetic_test"]["bbox_AP"])
+            m.setdefault("synthetic segm AP", []).append(res["synthetic_test"]["segm_AP"])
+            m.setdefault("training minutes", []).append(res["training"]["minutes"])
+            test_images.add(res["synthetic_test"]["n_images"])
+            for row, metrics in res["real"].items():
+                for measure in SUMMARY_MEASURES:
+                    m.setdefault(f"{row} | {measure}", []).append(metrics[measure])
+    summary = {
+        "seeds": [r["seed"] for r in reports],
+        **{k: reports[0][k] for k in keys},
+        "test_images": sorted(test_images),
+        "scoring": reports[0]["scoring"],
+        "sets": {name: {k: _stats(v) for k, v in m.items()} for name, m in per_set.items()},
+    }
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        (out / "summary.md").write_text(summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    """The summary as a Markdown table: mean ± SD over seeds of the synthetic test AP and of the
+    real images' post-processed segm AP, as is and at the estimated scale."""
+
+    def cell(stat):
+        return f"{stat['mean']:.1f}" + (f" ± {stat['sd']:.1f}" if stat["sd"] is not None else "")
+
+    images = ("X-ray ptychography", "STXM", "SEM")
+    head = ["training set", "seeds", "synthetic bbox AP", "synthetic segm AP"]
+    head += [f"{im} segm AP, {s}" for im in images for s in ("as is", "estimated scale")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in summary["sets"].items():
+        row = [name, str(len(m["synthetic segm AP"]["values"]))]
+        row += [cell(m["synthetic bbox AP"]), cell(m["synthetic segm AP"])]
+        row += [cell(m[f"{im} | {s} | segm AP post"]) for im in images for s in ("as is", "estimated scale")]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder (data, runs, JSON and Markdown table)")
@@ -238,7 +334,17 @@ def main(argv=None) -> int:
         help="check the script: 8 images, 2 iterations, 2 test images, score threshold 0.5 "
         "(an untrained model's hundreds of low-score detections per tile are slow to merge)",
     )
+    p.add_argument(
+        "--summarise",
+        nargs="+",
+        metavar="FOLDER",
+        help="instead of running: summarise these output folders (one per seed) into --out/summary.json and summary.md",
+    )
     a = p.parse_args(argv)
+    if a.summarise:
+        summarise(a.summarise, a.out)
+        print((Path(a.out) / "summary.md").read_text())
+        return 0
     if a.smoke:
         run(a.out, n_images=8, iterations=2, sets=a.sets, seed=a.seed, max_test_images=2, workers=1, score_thresh=0.5)
     else:

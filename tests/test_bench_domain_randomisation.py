@@ -47,3 +47,78 @@ def test_single_preset_set_is_its_own_folder_and_unknown_sets_are_refused(bench,
     assert bench.TRAINING_SETS["paper + SEM share"][0][2]["render.sem_fraction"] > 0
     with pytest.raises(ValueError, match="unknown training set"):
         bench.run(tmp_path, n_images=3, iterations=1, sets=["nope"])
+
+
+@pytest.fixture(scope="module")
+def two_seeds(bench, tmp_path_factory):
+    """The script run end to end at its smoke size for two training seeds (real training and scoring)."""
+    folders = []
+    for seed in (0, 1):
+        out = tmp_path_factory.mktemp(f"dr_seed{seed}")
+        bench.run(
+            out, n_images=8, iterations=2, sets=["paper"], seed=seed, max_test_images=2, workers=1, score_thresh=0.5
+        )
+        folders.append(out)
+    return folders
+
+
+def test_seeds_share_the_common_test_set_and_summary_is_mean_and_sd(bench, two_seeds, tmp_path):
+    import json
+
+    import numpy as np
+
+    reports = [json.loads((f / "domain_randomisation.json").read_text()) for f in two_seeds]
+    # the common test set does not follow the training seed, and all of its images are test images
+    tests = [
+        json.loads((f / "data" / "common_test" / "annotations" / "instances_test.json").read_text()) for f in two_seeds
+    ]
+    assert [im["file_name"] for im in tests[0]["images"]] == [im["file_name"] for im in tests[1]["images"]]
+    assert len(tests[0]["images"]) == 10 and tests[0]["annotations"] == tests[1]["annotations"]
+
+    summary = bench.summarise(two_seeds, tmp_path)
+    assert summary["seeds"] == [0, 1] and summary["iterations"] == 2
+    stats = summary["sets"]["paper"]
+    segm = [r["results"]["paper"]["synthetic_test"]["segm_AP"] for r in reports]
+    assert stats["synthetic segm AP"]["values"] == segm
+    assert stats["synthetic segm AP"]["mean"] == pytest.approx(np.mean(segm))
+    assert stats["synthetic segm AP"]["sd"] == pytest.approx(np.std(segm, ddof=1))
+    key = "STXM | estimated scale | accuracy post"
+    acc = [r["results"]["paper"]["real"]["STXM | estimated scale"]["accuracy post"] for r in reports]
+    assert stats[key]["values"] == acc
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("| training set | seeds |") and "| paper | 2 |" in md
+
+
+def test_summary_refuses_runs_of_different_lengths(bench, two_seeds, tmp_path):
+    import json
+
+    other = tmp_path / "longer"
+    other.mkdir()
+    report = json.loads((two_seeds[0] / "domain_randomisation.json").read_text())
+    report["iterations"] = 3
+    (other / "domain_randomisation.json").write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="different"):
+        bench.summarise([two_seeds[0], other])
+
+
+def test_chapter_table_and_figure_read_the_summary(bench, two_seeds, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nanowire_utils.chapters import crossmodality as cm
+    from nanowire_utils.viz import crossmodality as cmviz
+
+    bench.summarise(two_seeds, tmp_path)
+    summary = cm.load_domain_randomisation(tmp_path / "summary.json")
+    table = cm.domain_randomisation_table(tmp_path / "summary.json")
+    stat = summary["sets"]["paper"]["SEM | as is | segm AP post"]
+    assert table.loc["paper", "seeds"] == 2
+    assert table.loc["paper", "SEM, as is"] == f"{stat['mean']:.1f} ± {stat['sd']:.1f}"
+    assert list(table.columns[-6:]) == [f"{im}, {s}" for im, s in cm.DR_ROWS]
+    fig = cmviz.plot_domain_randomisation(summary)
+    assert len(fig.axes) == 4
+    with pytest.raises(FileNotFoundError, match="bench_domain_randomisation.py"):
+        cm.load_domain_randomisation(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a domain-randomisation summary"):
+        cm.load_domain_randomisation(tmp_path / "bad.json")

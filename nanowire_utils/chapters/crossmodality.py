@@ -566,3 +566,65 @@ def generator_gaps(base: str = "paper", richer: str = "rich"):
                 raise KeyError(f"generator setting {key} no longer exists; update crossmodality.GAP_KEYS")
             rows.append({"failure mode": gap, "setting": key, base: a[key], richer: b[key]})
     return pd.DataFrame(rows).set_index(["failure mode", "setting"])
+
+
+# --------------------------------------------------------------------------- domain randomisation
+
+#: The real-image rows of the domain-randomisation summary: (image title, setting).
+DR_ROWS = tuple((TITLES[m], s) for m in MODALITIES for s in ("as is", "estimated scale"))
+
+
+def load_domain_randomisation(path) -> dict:
+    """Read the summary of ``benchmarks/bench_domain_randomisation.py --summarise`` (``summary.json``:
+    mean, SD and values over training seeds of each training set's scores), with a clear error when
+    the file is missing or is not such a summary."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: it is written by `python benchmarks/bench_domain_randomisation.py "
+            "--out FOLDER --summarise SEED_FOLDERS...` (in a clone of the repository)"
+        )
+    summary = json.loads(path.read_text())
+    if not isinstance(summary, dict) or not isinstance(summary.get("sets"), dict) or not summary["sets"]:
+        raise ValueError(f"{path} is not a domain-randomisation summary (no 'sets' of results)")
+    return summary
+
+
+def domain_randomisation_table(summary, measure: str = "segm AP post", digits: int = 1):
+    """One row per training set: the number of seeds, synthetic test bbox and segm AP, and
+    ``measure`` on each real image fed as is and at the estimated scale, each as "mean ± SD"
+    over the training seeds (percent).
+
+    Parameters
+    ----------
+    summary : dict or path
+        A summary (:func:`load_domain_randomisation`) or the path of its ``summary.json``.
+    measure : str
+        Real-image measure: ``"segm AP post"`` or ``"accuracy post"``.
+    digits : int
+        Decimals shown.
+    """
+    import pandas as pd
+
+    if not isinstance(summary, dict):
+        summary = load_domain_randomisation(summary)
+
+    def cell(stat):
+        text = f"{stat['mean']:.{digits}f}"
+        return text if stat.get("sd") is None else f"{text} ± {stat['sd']:.{digits}f}"
+
+    rows = {}
+    for name, m in summary["sets"].items():
+        row = {"seeds": len(m["synthetic segm AP"]["values"])}
+        row["synthetic bbox AP"] = cell(m["synthetic bbox AP"])
+        row["synthetic segm AP"] = cell(m["synthetic segm AP"])
+        for image, setting in DR_ROWS:
+            key = f"{image} | {setting} | {measure}"
+            if key not in m:
+                raise KeyError(f"the summary has no {key!r}; its measures: {sorted(m)}")
+            row[f"{image}, {setting}"] = cell(m[key])
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("training set")

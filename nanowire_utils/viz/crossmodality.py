@@ -95,3 +95,40 @@ def plot_statistics(result: ModalityResult, which: str = "post", bins: int = 20)
     fig = plot_distributions(pred_df, ref_df, bins=bins, labels=(f"prediction ({which})", "reference"))
     fig.suptitle(f"{TITLES[result.modality]}: particle statistics", y=1.02)
     return fig
+
+
+def plot_domain_randomisation(summary, measure: str = "segm AP post", setting: str = "estimated scale"):
+    """Bars of each training set's synthetic test segm AP and its ``measure`` on each real image
+    at ``setting``, mean over training seeds with ± 1 SD error bars and the single seeds as dots.
+    ``summary``: the dict of :func:`~nanowire_utils.chapters.crossmodality.load_domain_randomisation`
+    or the path of its ``summary.json``."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from nanowire_utils.chapters.crossmodality import MODALITIES, load_domain_randomisation
+
+    if not isinstance(summary, dict):
+        summary = load_domain_randomisation(summary)
+    panels = [("synthetic test", "synthetic segm AP")]
+    panels += [(TITLES[m], f"{TITLES[m]} | {setting} | {measure}") for m in MODALITIES]
+    names = list(summary["sets"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    x = np.arange(len(names))
+    for ax, (title, key) in zip(axes, panels):
+        stats = [summary["sets"][n][key] for n in names]
+        means = [s["mean"] for s in stats]
+        sds = [s["sd"] or 0.0 for s in stats]
+        ax.bar(x, means, yerr=sds, capsize=3, color=[f"C{i}" for i in range(len(names))], alpha=0.7)
+        for i, s in enumerate(stats):
+            ax.plot([i] * len(s["values"]), s["values"], "k.", ms=4)
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set_title(title if key.startswith("synthetic") else f"{title}\n({setting})", fontsize=10)
+    axes[0].set_ylabel("segm AP (%)" if measure.startswith("segm") else measure)
+    seeds = len(summary["seeds"])
+    fig.suptitle(
+        f"Training sets, {summary['preset']!r} preset, {summary['iterations']} iterations, "
+        f"{seeds} seed{'s' if seeds > 1 else ''} (bars: mean ± SD; dots: seeds)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
