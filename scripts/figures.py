@@ -40,6 +40,10 @@ README_PHRASES = (
     "{inference_s} s CPU inference per 512 × 512 image",
     "{eng_iterations} iterations each: {eng_tv_s_per_iter} s / {eng_d2_s_per_iter} s per iteration (torchvision / detectron2), "
     "synthetic test segm AP {eng_tv_segm_ap} / {eng_d2_segm_ap} at matched iterations",
+    "{dr_iterations} iterations of the `cpu` preset, {dr_seeds} seeds each: mean segm AP over the three real images at the "
+    "image-estimated scale "
+    "{dr_real_paper} ± {dr_real_sd_paper} (`paper`), {dr_real_rich} ± {dr_real_sd_rich} (`rich`), "
+    "{dr_real_mixed} ± {dr_real_sd_mixed} (mixed), {dr_real_sem} ± {dr_real_sd_sem} (`paper` + SEM share)",
 )
 
 
@@ -64,7 +68,10 @@ def figures() -> dict[str, str]:
         512 px image of the ``cpu`` model, the two engines' speed and AP at matched
         iterations (``eng_*``, from ``engines_v2/bench_engines.json``), the run time of each
         notebook in the last recorded ``cpu`` book build (``book_s_01`` ... ``book_s_07``,
-        ``book_total_s``, ``book_date``, from ``book_build.json``), and the paper's best Table 1 AP.
+        ``book_total_s``, ``book_date``, from ``book_build.json``), the domain-randomisation
+        comparison's mean and SD over seeds of each training set's segm AP averaged over the
+        three real images at the estimated scale and its synthetic test segm AP (``dr_*``, from
+        ``domain_randomisation/summary.json``), and the paper's best Table 1 AP.
     """
     sys.path.insert(0, str(ROOT))
     from nanowire_utils.paper import table1
@@ -79,7 +86,15 @@ def figures() -> dict[str, str]:
     book = _load("book_build.json")
     speed = {r["preset"]: r for r in v2["speed"]}
     rows = table1()
+    dr = _load("domain_randomisation/summary.json")
+    dr_three = "mean of 3 images | estimated scale | segm AP post"
+    dr_sets = {"paper": "paper", "rich": "rich", "mixed": "mixed", "paper + SEM share": "sem"}
     return {
+        "dr_iterations": str(dr["iterations"]),
+        "dr_seeds": str(len(dr["seeds"])),
+        **{f"dr_real_{k}": f"{dr['sets'][name][dr_three]['mean']:.1f}" for name, k in dr_sets.items()},
+        **{f"dr_real_sd_{k}": f"{dr['sets'][name][dr_three]['sd']:.1f}" for name, k in dr_sets.items()},
+        **{f"dr_synth_{k}": f"{dr['sets'][name]['synthetic segm AP']['mean']:.1f}" for name, k in dr_sets.items()},
         "speed_cpu_s_per_iter": f"{speed['cpu']['s_per_iter']:.2f}",
         "speed_paper_s_per_iter": f"{speed['paper']['s_per_iter']:.0f}",
         **{f"book_s_{name[:2]}": f"{rec['seconds']:.0f}" for name, rec in book["notebooks"].items()},

@@ -85,6 +85,16 @@ def test_seeds_share_the_common_test_set_and_summary_is_mean_and_sd(bench, two_s
     key = "STXM | estimated scale | accuracy post"
     acc = [r["results"]["paper"]["real"]["STXM | estimated scale"]["accuracy post"] for r in reports]
     assert stats[key]["values"] == acc
+    three = [
+        np.mean(
+            [
+                r["results"]["paper"]["real"][f"{im} | as is"]["segm AP post"]
+                for im in ("X-ray ptychography", "STXM", "SEM")
+            ]
+        )
+        for r in reports
+    ]
+    assert stats["mean of 3 images | as is | segm AP post"]["values"] == pytest.approx(three)
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("| training set | seeds |") and "| paper | 2 |" in md
 
@@ -114,9 +124,9 @@ def test_chapter_table_and_figure_read_the_summary(bench, two_seeds, tmp_path):
     stat = summary["sets"]["paper"]["SEM | as is | segm AP post"]
     assert table.loc["paper", "seeds"] == 2
     assert table.loc["paper", "SEM, as is"] == f"{stat['mean']:.1f} ± {stat['sd']:.1f}"
-    assert list(table.columns[-6:]) == [f"{im}, {s}" for im, s in cm.DR_ROWS]
+    assert list(table.columns[-8:]) == [f"{im}, {s}" for im, s in cm.DR_ROWS]
     fig = cmviz.plot_domain_randomisation(summary)
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 5
     with pytest.raises(FileNotFoundError, match="bench_domain_randomisation.py"):
         cm.load_domain_randomisation(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("[1, 2]")

@@ -570,8 +570,11 @@ def generator_gaps(base: str = "paper", richer: str = "rich"):
 
 # --------------------------------------------------------------------------- domain randomisation
 
-#: The real-image rows of the domain-randomisation summary: (image title, setting).
-DR_ROWS = tuple((TITLES[m], s) for m in MODALITIES for s in ("as is", "estimated scale"))
+#: The real-image rows of the domain-randomisation summary: (image title, setting); the last
+#: two are each seed's mean over the three images.
+DR_ROWS = tuple(
+    (im, s) for im in [TITLES[m] for m in MODALITIES] + ["mean of 3 images"] for s in ("as is", "estimated scale")
+)
 
 
 def load_domain_randomisation(path) -> dict:

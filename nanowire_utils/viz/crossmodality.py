@@ -111,8 +111,9 @@ def plot_domain_randomisation(summary, measure: str = "segm AP post", setting: s
         summary = load_domain_randomisation(summary)
     panels = [("synthetic test", "synthetic segm AP")]
     panels += [(TITLES[m], f"{TITLES[m]} | {setting} | {measure}") for m in MODALITIES]
+    panels.append(("mean of 3 images", f"mean of 3 images | {setting} | {measure}"))
     names = list(summary["sets"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.4))
     x = np.arange(len(names))
     for ax, (title, key) in zip(axes, panels):
         stats = [summary["sets"][n][key] for n in names]
