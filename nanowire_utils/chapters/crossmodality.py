@@ -580,7 +580,19 @@ DR_ROWS = tuple(
 def load_domain_randomisation(path) -> dict:
     """Read the summary of ``benchmarks/bench_domain_randomisation.py --summarise`` (``summary.json``:
     mean, SD and values over training seeds of each training set's scores), with a clear error when
-    the file is missing or is not such a summary."""
+    the file is missing or is not such a summary.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``summary.json`` file.
+
+    Returns
+    -------
+    dict
+        ``{"seeds", "iterations", "n_images", "preset", "test_images", "scoring", "sets"}``;
+        ``sets[name][measure]`` is ``{"mean", "sd", "values"}`` (percent).
+    """
     import json
     from pathlib import Path
 
@@ -609,6 +621,11 @@ def domain_randomisation_table(summary, measure: str = "segm AP post", digits: i
         Real-image measure: ``"segm AP post"`` or ``"accuracy post"``.
     digits : int
         Decimals shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by training set; the "mean ± SD" cells are strings.
     """
     import pandas as pd
 

@@ -99,9 +99,23 @@ def plot_statistics(result: ModalityResult, which: str = "post", bins: int = 20)
 
 def plot_domain_randomisation(summary, measure: str = "segm AP post", setting: str = "estimated scale"):
     """Bars of each training set's synthetic test segm AP and its ``measure`` on each real image
-    at ``setting``, mean over training seeds with ± 1 SD error bars and the single seeds as dots.
-    ``summary``: the dict of :func:`~nanowire_utils.chapters.crossmodality.load_domain_randomisation`
-    or the path of its ``summary.json``."""
+    (and their mean) at ``setting``: mean over training seeds, ± 1 SD error bars, single seeds as dots.
+
+    Parameters
+    ----------
+    summary : dict or path
+        The dict of :func:`~nanowire_utils.chapters.crossmodality.load_domain_randomisation` or
+        the path of its ``summary.json``.
+    measure : str
+        Real-image measure: ``"segm AP post"`` or ``"accuracy post"`` (percent).
+    setting : str
+        How the real images were fed: ``"estimated scale"`` or ``"as is"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel for the synthetic test set, one per real image and one for their mean.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
