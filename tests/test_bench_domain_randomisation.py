@@ -132,3 +132,20 @@ def test_chapter_table_and_figure_read_the_summary(bench, two_seeds, tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a domain-randomisation summary"):
         cm.load_domain_randomisation(tmp_path / "bad.json")
+
+
+def test_the_default_changes_only_for_a_set_that_beats_paper_by_more_than_the_seed_spread():
+    from nanowire_utils.chapters import crossmodality as cm
+
+    def stats(mean, sd):
+        return {cm.DR_CHOICE_KEY: {"mean": mean, "sd": sd, "values": []}}
+
+    summary = {"sets": {"paper": stats(3.0, 0.5), "rich": stats(3.4, 0.1), "mixed": stats(3.2, 1.0)}}
+    choice, text = cm.choose_training_set(summary)
+    assert choice == "paper" and "rich: 3.4 vs paper 3.0 (+0.4; seed spread 0.5): does not beat it" in text
+    summary["sets"]["rich"] = stats(3.6, 0.1)
+    summary["sets"]["mixed"] = stats(4.5, 0.2)
+    choice, text = cm.choose_training_set(summary)
+    assert choice == "mixed" and text.endswith("default training set: mixed")
+    with pytest.raises(ValueError, match="baseline"):
+        cm.choose_training_set(summary, baseline="nope")
