@@ -239,8 +239,6 @@ def run(
 
 #: Real-image measures carried into the summary (post-processed, as the chapter reports them).
 SUMMARY_MEASURES = ("segm AP post", "accuracy post")
-#: Name of the per-seed mean over the three real images in the summary.
-THREE = "mean of 3 images"
 
 
 def _stats(values: list[float]) -> dict:
@@ -271,9 +269,11 @@ def summarise(folders, out=None) -> dict:
         ``{"seeds", "iterations", "n_images", "preset", "test_images", "sets": {name: {measure:
         {"mean", "sd", "values"}}}}``; measures are ``synthetic bbox AP``, ``synthetic segm AP``
         and ``<image> | <setting> | <measure>`` for the real images (:data:`SUMMARY_MEASURES`),
-        with ``<image>`` = :data:`THREE` for each seed's mean over the three images: the number
+        with ``<image>`` = ``DR_MEAN_OF_THREE`` for each seed's mean over the three images: the number
         the default training set is chosen by (see the results README).
     """
+    from nanowire_utils.chapters.crossmodality import DR_MEAN_OF_THREE
+
     reports = [json.loads((Path(f) / "domain_randomisation.json").read_text()) for f in folders]
     keys = ("n_images", "iterations", "preset")
     for r in reports[1:]:
@@ -294,7 +294,7 @@ def summarise(folders, out=None) -> dict:
             for setting in ("as is", "estimated scale"):
                 for measure in SUMMARY_MEASURES:
                     values = [v[measure] for k, v in res["real"].items() if k.endswith(f" | {setting}")]
-                    m.setdefault(f"{THREE} | {setting} | {measure}", []).append(sum(values) / len(values))
+                    m.setdefault(f"{DR_MEAN_OF_THREE} | {setting} | {measure}", []).append(sum(values) / len(values))
     summary = {
         "seeds": [r["seed"] for r in reports],
         **{k: reports[0][k] for k in keys},
@@ -313,18 +313,15 @@ def summarise(folders, out=None) -> dict:
 def summary_markdown(summary: dict) -> str:
     """The summary as a Markdown table: mean ± SD over seeds of the synthetic test AP and of the
     real images' post-processed segm AP, as is and at the estimated scale."""
+    from nanowire_utils.chapters.crossmodality import DR_ROWS, mean_sd_text
 
-    def cell(stat):
-        return f"{stat['mean']:.1f}" + (f" ± {stat['sd']:.1f}" if stat["sd"] is not None else "")
-
-    images = ("X-ray ptychography", "STXM", "SEM", THREE)
     head = ["training set", "seeds", "synthetic bbox AP", "synthetic segm AP"]
-    head += [f"{im} segm AP, {s}" for im in images for s in ("as is", "estimated scale")]
+    head += [f"{im} segm AP, {s}" for im, s in DR_ROWS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in summary["sets"].items():
         row = [name, str(len(m["synthetic segm AP"]["values"]))]
-        row += [cell(m["synthetic bbox AP"]), cell(m["synthetic segm AP"])]
-        row += [cell(m[f"{im} | {s} | segm AP post"]) for im in images for s in ("as is", "estimated scale")]
+        row += [mean_sd_text(m["synthetic bbox AP"]), mean_sd_text(m["synthetic segm AP"])]
+        row += [mean_sd_text(m[f"{im} | {s} | segm AP post"]) for im, s in DR_ROWS]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -74,6 +74,7 @@ def figures() -> dict[str, str]:
         ``domain_randomisation/summary.json``), and the paper's best Table 1 AP.
     """
     sys.path.insert(0, str(ROOT))
+    from nanowire_utils.chapters.crossmodality import DR_CHOICE_KEY
     from nanowire_utils.paper import table1
 
     gen = _load("generation.json")
@@ -87,13 +88,12 @@ def figures() -> dict[str, str]:
     speed = {r["preset"]: r for r in v2["speed"]}
     rows = table1()
     dr = _load("domain_randomisation/summary.json")
-    dr_three = "mean of 3 images | estimated scale | segm AP post"
     dr_sets = {"paper": "paper", "rich": "rich", "mixed": "mixed", "paper + SEM share": "sem"}
     return {
         "dr_iterations": str(dr["iterations"]),
         "dr_seeds": str(len(dr["seeds"])),
-        **{f"dr_real_{k}": f"{dr['sets'][name][dr_three]['mean']:.1f}" for name, k in dr_sets.items()},
-        **{f"dr_real_sd_{k}": f"{dr['sets'][name][dr_three]['sd']:.1f}" for name, k in dr_sets.items()},
+        **{f"dr_real_{k}": f"{dr['sets'][name][DR_CHOICE_KEY]['mean']:.1f}" for name, k in dr_sets.items()},
+        **{f"dr_real_sd_{k}": f"{dr['sets'][name][DR_CHOICE_KEY]['sd']:.1f}" for name, k in dr_sets.items()},
         **{f"dr_synth_{k}": f"{dr['sets'][name]['synthetic segm AP']['mean']:.1f}" for name, k in dr_sets.items()},
         "speed_cpu_s_per_iter": f"{speed['cpu']['s_per_iter']:.2f}",
         "speed_paper_s_per_iter": f"{speed['paper']['s_per_iter']:.0f}",

@@ -570,11 +570,32 @@ def generator_gaps(base: str = "paper", richer: str = "rich"):
 
 # --------------------------------------------------------------------------- domain randomisation
 
+#: The "image" name of each seed's mean over the three real images in the summary.
+DR_MEAN_OF_THREE = "mean of 3 images"
 #: The real-image rows of the domain-randomisation summary: (image title, setting); the last
 #: two are each seed's mean over the three images.
 DR_ROWS = tuple(
-    (im, s) for im in [TITLES[m] for m in MODALITIES] + ["mean of 3 images"] for s in ("as is", "estimated scale")
+    (im, s) for im in [TITLES[m] for m in MODALITIES] + [DR_MEAN_OF_THREE] for s in ("as is", "estimated scale")
 )
+
+
+def mean_sd_text(stat: dict, digits: int = 1) -> str:
+    """``"mean ± SD"`` of one entry of a domain-randomisation summary, for its tables.
+
+    Parameters
+    ----------
+    stat : dict
+        ``{"mean", "sd", ...}``; ``sd`` is None for a single seed (then only the mean is shown).
+    digits : int
+        Decimals shown.
+
+    Returns
+    -------
+    str
+        E.g. ``"3.0 ± 0.3"``.
+    """
+    text = f"{stat['mean']:.{digits}f}"
+    return text if stat.get("sd") is None else f"{text} ± {stat['sd']:.{digits}f}"
 
 
 def load_domain_randomisation(path) -> dict:
@@ -632,27 +653,23 @@ def domain_randomisation_table(summary, measure: str = "segm AP post", digits: i
     if not isinstance(summary, dict):
         summary = load_domain_randomisation(summary)
 
-    def cell(stat):
-        text = f"{stat['mean']:.{digits}f}"
-        return text if stat.get("sd") is None else f"{text} ± {stat['sd']:.{digits}f}"
-
     rows = {}
     for name, m in summary["sets"].items():
         row = {"seeds": len(m["synthetic segm AP"]["values"])}
-        row["synthetic bbox AP"] = cell(m["synthetic bbox AP"])
-        row["synthetic segm AP"] = cell(m["synthetic segm AP"])
+        row["synthetic bbox AP"] = mean_sd_text(m["synthetic bbox AP"], digits)
+        row["synthetic segm AP"] = mean_sd_text(m["synthetic segm AP"], digits)
         for image, setting in DR_ROWS:
             key = f"{image} | {setting} | {measure}"
             if key not in m:
                 raise KeyError(f"the summary has no {key!r}; its measures: {sorted(m)}")
-            row[f"{image}, {setting}"] = cell(m[key])
+            row[f"{image}, {setting}"] = mean_sd_text(m[key], digits)
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("training set")
 
 
 #: The number the default training set is chosen by: each seed's mean over the three real images
 #: of the post-processed segm AP at the image-estimated scale (chapter 6's setting).
-DR_CHOICE_KEY = "mean of 3 images | estimated scale | segm AP post"
+DR_CHOICE_KEY = f"{DR_MEAN_OF_THREE} | estimated scale | segm AP post"
 
 
 def choose_training_set(summary, baseline: str = "paper", key: str = DR_CHOICE_KEY) -> tuple[str, str]:

@@ -119,13 +119,13 @@ def plot_domain_randomisation(summary, measure: str = "segm AP post", setting: s
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from nanowire_utils.chapters.crossmodality import MODALITIES, load_domain_randomisation
+    from nanowire_utils.chapters.crossmodality import DR_MEAN_OF_THREE, MODALITIES, load_domain_randomisation
 
     if not isinstance(summary, dict):
         summary = load_domain_randomisation(summary)
     panels = [("synthetic test", "synthetic segm AP")]
     panels += [(TITLES[m], f"{TITLES[m]} | {setting} | {measure}") for m in MODALITIES]
-    panels.append(("mean of 3 images", f"mean of 3 images | {setting} | {measure}"))
+    panels.append((DR_MEAN_OF_THREE, f"{DR_MEAN_OF_THREE} | {setting} | {measure}"))
     names = list(summary["sets"])
     fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.4))
     x = np.arange(len(names))
