@@ -192,11 +192,36 @@ def plot(points: list[dict], path: Path, title: str):
     plt.close(fig)
 
 
+def plot_compare(curves: dict, path: Path, title: str):
+    """Segm and bbox AP against iterations of several curves (``{label: bench_training.json
+    report}``) in one figure, with each curve's training minutes in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True, sharey=True)
+    for label, report in curves.items():
+        pts = report["curve"]["points"]
+        its = [p["iteration"] for p in pts]
+        label = f"{label} ({pts[-1]['minutes']:.1f} min)"
+        line = axes[0].plot(its, [p["segm_AP"] for p in pts], "s-", label=label)[0]
+        axes[1].plot(its, [p["bbox_AP"] for p in pts], "o-", color=line.get_color(), label=label)
+    for ax, what in zip(axes, ("segm AP", "bbox AP")):
+        ax.set(xlabel="iteration", title=what, ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("synthetic test AP (%)")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", required=True, help="synthetic dataset folder (train and test splits)")
+    p.add_argument("--data", help="synthetic dataset folder (train and test splits)")
     p.add_argument("--out", required=True, help="output folder (JSON, PNG, the run)")
     p.add_argument("--preset", default="cpu", help="training preset of the curve")
     p.add_argument("--every", type=int, default=300, help="checkpoint (and test AP) every this many iterations")
@@ -206,10 +231,29 @@ def main(argv=None) -> int:
         "--quick", action="store_true", help="tiny settings to check the script: smoke speed only, 2 speed iterations"
     )
     p.add_argument("--skip-curve", action="store_true", help="only speed and inference")
+    p.add_argument("--skip-speed", action="store_true", help="no per-preset speed check (curve and inference only)")
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override cpu-preset keys"
     )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL=JSON",
+        help="only plot these runs' curves (bench_training.json files) into OUT/ap_compare.png",
+    )
     args = p.parse_args(argv)
+    if args.compare:
+        curves = {}
+        for item in args.compare:
+            label, sep, path = item.partition("=")
+            if not sep:
+                p.error(f"--compare wants LABEL=JSON, got {item!r}")
+            curves[label] = json.loads(Path(path).read_text())
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        plot_compare(curves, Path(args.out) / "ap_compare.png", "synthetic test AP at matched iterations")
+        return 0
+    if not args.data:
+        p.error("--data is required (except with --compare)")
 
     import torch
 
@@ -246,7 +290,11 @@ def main(argv=None) -> int:
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     presets = ["smoke"] if args.quick else ["smoke", "cpu", "paper"]
-    report["speed"] = [measure_speed(pr, args.data, n_iter=2 if args.quick else 4, device=device) for pr in presets]
+    report["speed"] = (
+        []
+        if args.skip_speed
+        else [measure_speed(pr, args.data, n_iter=2 if args.quick else 4, device=device) for pr in presets]
+    )
     if model is None:
         model = build_model(TrainConfig.from_preset("cpu"))
     report["inference"] = measure_inference(model, n=2 if args.quick else 5)

@@ -609,3 +609,39 @@ def test_training_failure_is_one_line_in_the_cli(tiny_data, tmp_path, capsys):
     assert str(run / "checkpoints" / "log.txt") in last
     assert "Traceback" not in cap.err and "Traceback" not in cap.out  # the console shows no traceback...
     assert "Traceback" in (run / "checkpoints" / "log.txt").read_text()  # ... the log file keeps it
+
+
+@needs_d2
+@pytest.mark.detectron2
+def test_predictor_resizes_by_the_models_input_scale(tmp_path):
+    """A detectron2 model tested on its synthetic images at half size (INPUT.MIN/MAX_SIZE_TEST
+    64 for 128 px data): the predictor feeds it what detectron2's own test loader would
+    (ResizeShortestEdge to 64 px) and returns results at the image's size."""
+    import detectron2.data.transforms as T
+    import torch
+    from detectron2.modeling import build_model
+
+    cfg = _tiny_cfg(**{"INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 64})
+    torch.manual_seed(0)
+    model = build_model(d2e.build_detectron2_cfg(cfg, device="cpu"))
+    ckpt = {"model": model.state_dict(), "iteration": 0, "config": cfg.to_dict(), "engine": "detectron2"}
+    torch.save(ckpt, tmp_path / "model_final.pth")
+    pred = engine.load_predictor(tmp_path, device="cpu", score_thresh=0.0)
+    assert pred.input_scale == 0.5
+
+    rng = np.random.default_rng(1)
+    gray = (rng.random((128, 128)) * 0.1).astype(np.float32)
+    gray[30:36, 10:110] = 0.8
+    gray[60:120, 70:76] = 0.6
+    out = pred.predict(gray, tile=0)
+    img = d2e.gray_to_model_image(gray)
+    small = T.ResizeShortestEdge(64, 64).get_transform(img).apply_image(img)
+    model.eval()
+    with torch.inference_mode():
+        ref = model([{"image": torch.as_tensor(small.transpose(2, 0, 1).copy()), "height": 128, "width": 128}])[0]
+    ref = ref["instances"]
+    assert small.shape[:2] == (64, 64)
+    assert out.masks.shape[1:] == (128, 128)
+    assert len(out) == len(ref) > 0
+    np.testing.assert_allclose(out.scores, ref.scores.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(out.boxes, ref.pred_boxes.tensor.numpy(), atol=1e-3)

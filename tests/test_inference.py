@@ -307,3 +307,61 @@ def test_errors(predictor, run_dir, tmp_path):
     corrupt.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt"):
         engine.load_predictor(corrupt)
+
+
+def test_model_input_scale_of_the_presets():
+    from nanowire_utils.maskrcnn.config import PRESET_NAMES, TrainConfig
+
+    for name in PRESET_NAMES:
+        if name == "auto":
+            continue
+        cfg = TrainConfig.from_preset(name)
+        want = min(cfg["INPUT.MIN_SIZE_TEST"], cfg["INPUT.MAX_SIZE_TEST"]) / cfg["DATASET.IMAGE_SIZE"]
+        assert engine.model_input_scale(cfg) == pytest.approx(want), name
+    half = TrainConfig.from_preset("smoke", **{"INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 64})
+    assert engine.model_input_scale(half) == 0.5
+    assert engine.model_input_scale(half.to_dict()) == 0.5  # a checkpoint's plain dict
+    assert engine.model_input_scale({}) == 1.0  # configs without DATASET.IMAGE_SIZE
+
+
+def test_predictor_resizes_by_the_models_input_scale(tmp_path):
+    """A model that saw its synthetic test images at half size (INPUT.MIN/MAX_SIZE_TEST 64 for
+    128 px data) sees every image at half size through the predictor, whatever the image's
+    size; results come back at the image's own size."""
+    import torch.nn.functional as F
+
+    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.model import build_model
+
+    cfg = TrainConfig.from_preset("smoke", **{"INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 64})
+    torch.manual_seed(3)
+    model = build_model(cfg)
+    ckpt = {"model": model.state_dict(), "iteration": 0, "config": cfg.to_dict(), "engine": "torchvision"}
+    torch.save(ckpt, tmp_path / "model_final.pth")
+    pred = engine.load_predictor(tmp_path, device="cpu", score_thresh=0.0)
+    assert pred.input_scale == 0.5
+    model.eval()
+
+    # a 128 px image: exactly the evaluation path (the model's own transform at 64 px)
+    gray = _image(128, 128).astype(np.float32) / 255.0
+    out = pred.predict(gray, tile=0)
+    with torch.inference_mode():
+        ref = model([torch.from_numpy(gray)[None].expand(3, 128, 128)])[0]
+    assert len(out) == len(ref["scores"]) > 0
+    assert out.masks.shape[1:] == (128, 128)
+    np.testing.assert_allclose(out.scores, ref["scores"].numpy(), rtol=1e-5)
+
+    # a 96 x 160 image: the model sees it at half size too (48 x 80), not resized to 64 px
+    gray = _image(96, 160).astype(np.float32) / 255.0
+    out = pred.predict(gray, tile=0)
+    half = F.interpolate(torch.from_numpy(gray)[None, None], size=(48, 80), mode="bilinear", align_corners=False)
+    model.transform.sizes[False] = ((48,), 80)
+    try:
+        with torch.inference_mode():
+            ref = model([half[0].expand(3, 48, 80)])[0]
+    finally:
+        model.transform.sizes[False] = ((64,), 64)
+    assert out.masks.shape[1:] == (96, 160)
+    assert len(out) == len(ref["scores"]) > 0
+    np.testing.assert_allclose(out.scores, ref["scores"].numpy(), rtol=1e-4)
+    np.testing.assert_allclose(out.boxes, 2 * ref["boxes"].numpy(), atol=1e-2)

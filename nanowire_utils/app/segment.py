@@ -34,6 +34,7 @@ import numpy as np
 
 from nanowire_utils._checks import check_range
 from nanowire_utils.instances import Instances
+from nanowire_utils.maskrcnn.engine import FINAL_CHECKPOINT
 from nanowire_utils.paper import MODALITIES
 
 #: Largest image the app segments, in pixels (width x height): 4096 x 4096.
@@ -231,14 +232,14 @@ def find_runs(*roots, max_depth: int = 4) -> list[Path]:
         root = Path(root).expanduser()
         if not root.is_dir():
             continue
-        if (root / "model_final.pth").is_file():
+        if (root / FINAL_CHECKPOINT).is_file():
             found.add(root.resolve())
         for dirpath, dirnames, filenames in os.walk(root):
             depth = len(Path(dirpath).relative_to(root).parts)
             if depth >= max_depth:
                 dirnames[:] = []
             dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "checkpoints"]
-            if "model_final.pth" in filenames:
+            if FINAL_CHECKPOINT in filenames:
                 found.add(Path(dirpath).resolve())
     return sorted(found)
 
@@ -264,7 +265,7 @@ def checkpoint_engine_name(run_dir) -> str | None:
         import torch
 
         path = Path(run_dir)
-        path = path / "model_final.pth" if path.is_dir() else path
+        path = path / FINAL_CHECKPOINT if path.is_dir() else path
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         return str(ckpt.get("engine", "torchvision")) if isinstance(ckpt, dict) else None
     except Exception:
@@ -299,8 +300,8 @@ def load_model(run_dir, device: str = "auto", score_thresh: float = MODEL_SCORE_
     run = Path(run_dir).expanduser()
     if not run.exists():
         raise AppError(f"no trained model at {run}: {HOW_TO_TRAIN}")
-    if run.is_dir() and not (run / "model_final.pth").is_file():
-        raise AppError(f"{run} holds no finished model (model_final.pth): {HOW_TO_TRAIN}")
+    if run.is_dir() and not (run / FINAL_CHECKPOINT).is_file():
+        raise AppError(f"{run} holds no finished model ({FINAL_CHECKPOINT}): {HOW_TO_TRAIN}")
     api = _engine_api()
     try:
         return api.load_predictor(run, device=device, score_thresh=score_thresh)
@@ -326,7 +327,7 @@ class ModelCache:
         if run_dir in (None, ""):
             return load_model(run_dir, self.device)
         run = Path(run_dir).expanduser()
-        final = run / "model_final.pth" if run.is_dir() else run
+        final = run / FINAL_CHECKPOINT if run.is_dir() else run
         key = (str(run.resolve()), final.stat().st_mtime if final.exists() else None, self.device)
         if key not in self._cache:
             self._cache.clear()  # one model in memory at a time

@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from nanowire_utils._checks import check_range
+from nanowire_utils.maskrcnn.engine import FINAL_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def find_model(scale: str, runs_root, engine: str | None = None) -> Path | None:
         return own.parent
     if engine in (None, "auto"):
         for other in sorted((Path(runs_root) / resolve_preset_name(scale)).glob(f"{RUN_NAME}*")):
-            if (other / "model_final.pth").is_file():
+            if (other / FINAL_CHECKPOINT).is_file():
                 return other
     return None
 
@@ -98,7 +99,7 @@ def default_checkpoint(scale: str, runs_root, engine: str | None = None) -> Path
 
     The path is returned whether or not the file exists yet (:func:`ensure_model` makes it).
     """
-    return run_dir(scale, runs_root, engine) / "model_final.pth"
+    return run_dir(scale, runs_root, engine) / FINAL_CHECKPOINT
 
 
 def ensure_dataset(scale: str, data_root, seed: int = 0, workers: int | None = None, progress: bool = True) -> Path:
@@ -203,11 +204,11 @@ def ensure_model(
     preset = resolve_preset_name(scale)
     found = find_model(preset, runs_root, engine)
     if found is not None:
-        log.info("reusing the trained %r model %s", preset, found / "model_final.pth")
+        log.info("reusing the trained %r model %s", preset, found / FINAL_CHECKPOINT)
         return found
     chosen = training_engine(preset, engine) if engine is not None else None
     out = run_dir(preset, runs_root, engine)
-    final = out / "model_final.pth"
+    final = out / FINAL_CHECKPOINT
     cfg = TrainConfig.from_preset(preset, **overrides)
     if chosen is not None:
         cfg.set("ENGINE", chosen)

@@ -130,6 +130,7 @@ from nanowire_utils.maskrcnn.detectron2_config import (
     write_detectron2_yaml,
 )
 from nanowire_utils.maskrcnn.engine import (
+    FINAL_CHECKPOINT,
     EngineUnavailable,
     Predictor,
     TrainResult,
@@ -804,12 +805,12 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
     # training seconds as the torchvision engine counts them: the loop with its hooks (periodic
     # checkpoints and evaluation), not the setup (imports, model and data loader construction)
     loop_s = time.perf_counter() - t_loop
-    final = out_dir / "model_final.pth"
+    final = out_dir / FINAL_CHECKPOINT
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
     tmp = final.with_suffix(".pth.tmp")
     torch.save({"model": state, "iteration": iteration, "elapsed_s": loop_s, **extra}, tmp)
     os.replace(tmp, final)
-    (out_dir / "last_checkpoint").write_text("model_final.pth\n")
+    (out_dir / "last_checkpoint").write_text(FINAL_CHECKPOINT + "\n")
     provenance["_iterations_done"] = iteration
     cfg.to_json(out_dir / "config.json", extra=provenance)
     convert_metrics(ckpt_dir / "metrics.json", out_dir / "metrics.jsonl", eval_split or "val")
@@ -834,7 +835,8 @@ def train(cfg, data_dir, out_dir, resume: bool = True, progress: bool = True, ev
 class Detectron2Predictor(Predictor):
     """Predictor adapter: detectron2's model on one gray image, returning our Instances.
 
-    Images are fed at their own size (no ResizeShortestEdge), like the torchvision engine.
+    Images are fed at their own size times the model's fixed input scale (no
+    ResizeShortestEdge), like the torchvision engine; outputs come back at the image's size.
     detectron2 pastes masks at a fixed 0.5 threshold, so ``mask_thresh`` is not used.
     """
 
@@ -844,7 +846,13 @@ class Detectron2Predictor(Predictor):
         import torch
 
         h, w = gray.shape
-        image = torch.as_tensor(gray_to_model_image(gray).transpose(2, 0, 1).copy())
+        pixels = gray_to_model_image(gray)
+        if self.input_scale != 1.0:
+            from detectron2.data.transforms import ResizeTransform
+
+            nh, nw = max(1, round(h * self.input_scale)), max(1, round(w * self.input_scale))
+            pixels = ResizeTransform(h, w, nh, nw).apply_image(pixels)
+        image = torch.as_tensor(pixels.transpose(2, 0, 1).copy())
         with torch.inference_mode():
             out = self.model([{"image": image.to(self.device), "height": h, "width": w}])[0]
         inst = out["instances"].to("cpu")

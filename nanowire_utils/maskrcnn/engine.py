@@ -183,6 +183,8 @@ class Predictor:
     score_thresh: instances scoring below are dropped.
     mask_thresh: soft-mask probability above which a pixel belongs to the instance.
     train_size: side of the training images in pixels (default tile size).
+    input_scale: factor by which every image is resized before the model sees it
+    (:func:`model_input_scale`); results come back at the image's own size.
     """
 
     engine = "?"
@@ -196,6 +198,7 @@ class Predictor:
         self.score_thresh = float(score_thresh)
         self.mask_thresh = float(mask_thresh)
         self.train_size = int(train_size)
+        self.input_scale = model_input_scale(cfg) if cfg is not None else 1.0
         self.source = source
 
     def __repr__(self):
@@ -306,8 +309,8 @@ def resolve_checkpoint_path(path_or_run_dir) -> Path:
             name = marker.read_text().strip()
             if name and (p / name).exists():
                 return p / name
-        if (p / "model_final.pth").exists():
-            return p / "model_final.pth"
+        if (p / FINAL_CHECKPOINT).exists():
+            return p / FINAL_CHECKPOINT
         found = sorted((p / "checkpoints").glob("model_*.pth"))
         if found:
             return found[-1]
@@ -391,3 +394,30 @@ def train_image_size(cfg) -> int:
     if isinstance(size, (list, tuple)):
         size = max(size)
     return int(size)
+
+
+def model_input_scale(cfg) -> float:
+    """Factor by which a model resizes every image it segments, as it resized its synthetic
+    test images: ``min(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST) / DATASET.IMAGE_SIZE``.
+
+    1 when the model works at the pixel size of its training images (wire widths in pixels as
+    generated); 0.5 for a model trained and tested on whole 512 px images resized to 256 px.
+    Predictors apply this factor to images of any size, so a real image rescaled to the
+    training data's wire width is seen as the synthetic images were. 1 for configs that do not
+    record ``DATASET.IMAGE_SIZE``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig or dict
+        The run's training configuration.
+
+    Returns
+    -------
+    float
+        The resize factor (output pixels per input pixel).
+    """
+    size = _cfg_get(cfg, "DATASET.IMAGE_SIZE")
+    if not size:
+        return 1.0
+    test = min(int(_cfg_get(cfg, "INPUT.MIN_SIZE_TEST", size)), int(_cfg_get(cfg, "INPUT.MAX_SIZE_TEST", size)))
+    return test / float(size)

@@ -444,9 +444,11 @@ class TorchvisionPredictor(Predictor):
         x = torch.from_numpy(np.ascontiguousarray(gray, np.float32)).to(self.device)
         x = x.unsqueeze(0).expand(3, h, w)
         transform = self.model.transform
-        # Feed the image at its own pixel size: the transform would otherwise resize it to
-        # INPUT.MIN/MAX_SIZE_TEST and change the wire widths (in pixels) the model sees.
-        own = ((min(h, w),), max(h, w))
+        # Resize by the model's fixed input scale (1: the image's own pixel size), not to
+        # INPUT.MIN/MAX_SIZE_TEST: that would resize each image by its own size and change the
+        # wire widths (in pixels) the model sees. Outputs come back at (h, w).
+        f = self.input_scale
+        own = ((max(1, round(min(h, w) * f)),), max(1, round(max(h, w) * f)))
         sizes = getattr(transform, "sizes", None)
         saved = (sizes[False] if sizes is not None else None, transform.min_size, transform.max_size)
         if sizes is not None:

@@ -1,0 +1,58 @@
+"""benchmarks/bench_training.py at smoke size: a real (tiny) training with an AP curve, the
+per-iteration checkpoints it scores, and the comparison figure of several curves."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def curve_run(bench, tmp_path_factory):
+    from nanowire_utils.synth.dataset import write_dataset
+
+    root = tmp_path_factory.mktemp("bench_training")
+    data = root / "data"
+    write_dataset(data, n=6, seed=0, config="smoke", splits=(0.5, 0.17, 0.33), workers=1, progress=False)
+    out = root / "out"
+    args = ["--data", str(data), "--out", str(out), "--preset", "smoke", "--every", "2", "--max-iter", "4"]
+    assert bench.main([*args, "--quick", "--skip-speed", "--set", "SOLVER.BASE_LR=0.01"]) == 0
+    return out
+
+
+def test_curve_scores_every_checkpoint(curve_run):
+    report = json.loads((curve_run / "bench_training.json").read_text())
+    points = report["curve"]["points"]
+    assert [p["iteration"] for p in points] == [2, 4]  # the periodic checkpoint, then the final model
+    assert all(0 <= p["segm_AP"] <= 100 and p["test_images"] == 2 for p in points)
+    assert 0 < points[0]["minutes"] <= points[1]["minutes"]
+    assert report["speed"] == []  # --skip-speed
+    assert report["overrides"] == {"SOLVER.BASE_LR": 0.01}
+    assert report["curve"]["config"]["SOLVER.BASE_LR"] == 0.01
+    assert report["inference"]["s_per_image"] > 0
+    assert (curve_run / "ap_vs_iterations.png").stat().st_size > 0
+
+
+def test_compare_plots_the_curves(bench, curve_run, tmp_path):
+    js = curve_run / "bench_training.json"
+    assert bench.main(["--out", str(tmp_path), "--compare", f"a={js}", f"b={js}"]) == 0
+    assert (tmp_path / "ap_compare.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path), "--compare", str(js)])  # no LABEL=
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path)])  # neither --data nor --compare
