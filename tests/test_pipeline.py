@@ -74,6 +74,23 @@ def test_ensure_dataset_refuses_other_parameters(tmp_path):
         pipeline.ensure_dataset("smoke", tmp_path, seed=1, workers=1, progress=False)
 
 
+def test_preset_drift_names_the_model_keys_that_changed(tmp_path):
+    from nanowire_utils.maskrcnn.config import TrainConfig
+
+    assert pipeline.preset_drift(tmp_path, "cpu") == {}  # no config.json: nothing to compare
+    cfg = TrainConfig.from_preset("cpu").to_dict()
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert pipeline.preset_drift(tmp_path, "cpu") == {}
+    # bookkeeping (how the run was watched and saved) is not a different model
+    cfg.update({"TEST.EVAL_PERIOD": 0, "SOLVER.CHECKPOINT_PERIOD": 7, "SEED": 3})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert pipeline.preset_drift(tmp_path, "cpu") == {}
+    now = TrainConfig.from_preset("cpu")["INPUT.MIN_SIZE_TEST"]
+    cfg["INPUT.MIN_SIZE_TEST"] = now + 1
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert pipeline.preset_drift(tmp_path, "cpu") == {"INPUT.MIN_SIZE_TEST": (now + 1, now)}
+
+
 @pytest.mark.slow
 def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="nanowire_utils.chapters.pipeline")
@@ -91,6 +108,8 @@ def test_ensure_model_trains_once_then_reuses(tmp_path, caplog):
     assert pipeline.ensure_model("smoke", runs, data, progress=False, SOLVER__MAX_ITER=9) == run
     assert "reusing" in caplog.text and "training" not in caplog.text
     assert final.stat().st_mtime_ns == stamp
+    # ... and the log says that it differs from today's preset
+    assert "earlier 'smoke' preset" in caplog.text and "SOLVER.MAX_ITER = 6 then" in caplog.text
 
     from nanowire_utils.maskrcnn.engine import load_predictor
 

@@ -205,6 +205,14 @@ def ensure_model(
     found = find_model(preset, runs_root, engine)
     if found is not None:
         log.info("reusing the trained %r model %s", preset, found / FINAL_CHECKPOINT)
+        drift = preset_drift(found, preset)
+        if drift:
+            log.warning(
+                "the reused model was trained with an earlier %r preset (%s); delete %s to train the current one",
+                preset,
+                "; ".join(f"{k} = {was} then, {now} now" for k, (was, now) in drift.items()),
+                found,
+            )
         return found
     chosen = training_engine(preset, engine) if engine is not None else None
     out = run_dir(preset, runs_root, engine)
@@ -230,6 +238,46 @@ def ensure_model(
         result.final_checkpoint,
     )
     return out
+
+
+#: Keys that say how a run was watched or saved, not which model it trains.
+_BOOKKEEPING = ("TEST.", "SOLVER.CHECKPOINT_PERIOD", "SOLVER.MAX_MINUTES", "SEED", "ENGINE", "DATALOADER.")
+
+
+def preset_drift(run, preset: str) -> dict:
+    """Keys of preset ``preset`` that a finished run was trained with other values of.
+
+    A model trained before the preset changed (e.g. an earlier ``cpu`` preset) is still reused
+    by :func:`ensure_model`; this says what differs. Bookkeeping keys (checkpoint and
+    evaluation periods, wall-clock cap, seed, engine, data loading) are not compared.
+
+    Parameters
+    ----------
+    run : str or Path
+        The run folder (holding ``config.json``).
+    preset : str
+        The preset name to compare with.
+
+    Returns
+    -------
+    dict
+        ``{key: (value when trained, value now)}``; empty when the run matches the preset or
+        records no ``config.json``.
+    """
+    import json
+
+    from nanowire_utils.maskrcnn.config import TrainConfig
+
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        return {}
+    trained = json.loads(path.read_text())
+    now = TrainConfig.from_preset(preset).to_dict()
+    return {
+        k: (trained[k], v)
+        for k, v in now.items()
+        if k in trained and trained[k] != v and not k.startswith(_BOOKKEEPING)
+    }
 
 
 def checkpoint_info(checkpoint) -> dict:
