@@ -137,23 +137,14 @@ def score(
 
     predictor = load_predictor(run_dir, device="auto", score_thresh=score_thresh)
     synth = evaluate_split(predictor, test_data, "test", max_images=max_test_images, progress=False)
-    scales_table = cm.image_scales(train_data)  # training width measured on this training set
-    scales = cm.resolve_input_scales("auto", scales_table)
-    settings = {"as is": {"as_is": True}, "estimated scale": {"input_scale": scales}}
-    table = cm.settings_table(cm.run_settings(predictor, settings, tile=tile, progress=False))
-    real = {
-        f"{image} | {setting}": {k: (None if v != v else float(v)) for k, v in row.items()}
-        for (image, setting), row in table.iterrows()
-    }
     return {
         "synthetic_test": {
             "bbox_AP": synth["bbox"]["AP"],
             "segm_AP": synth["segm"]["AP"],
             "n_images": synth["n_images"],
         },
-        "input_scales": {m: float(s) for m, s in scales.items()},
-        "training_width_px": float(scales_table["training width (px)"].iloc[0]),
-        "real": real,
+        # training width measured on this training set
+        **cm.score_real_images(predictor, train_data, tile=tile),
     }
 
 

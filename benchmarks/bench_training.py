@@ -192,6 +192,16 @@ def plot(points: list[dict], path: Path, title: str):
     plt.close(fig)
 
 
+def score_real(run: Path, data_dir) -> dict:
+    """The final model of ``run`` on the three real images, as is and at the input scale
+    estimated from each image (training width measured on ``data_dir``); score threshold 0.05."""
+    from nanowire_utils.chapters.crossmodality import score_real_images
+    from nanowire_utils.maskrcnn.engine import load_predictor
+
+    predictor = load_predictor(run, device="auto", score_thresh=0.05)
+    return score_real_images(predictor, data_dir)
+
+
 def plot_compare(curves: dict, path: Path, title: str):
     """Segm and bbox AP against iterations of several curves (``{label: bench_training.json
     report}``) in one figure, with each curve's training minutes in the legend."""
@@ -241,6 +251,16 @@ def main(argv=None) -> int:
         metavar="LABEL=JSON",
         help="only plot these runs' curves (bench_training.json files) into OUT/ap_compare.png",
     )
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="also score the final model on the three real images (as is and at the estimated scale)",
+    )
+    p.add_argument(
+        "--real-only",
+        action="store_true",
+        help="only score OUT/run_PRESET's final model on the real images, into OUT/bench_training.json",
+    )
     args = p.parse_args(argv)
     if args.compare:
         curves = {}
@@ -254,6 +274,13 @@ def main(argv=None) -> int:
         return 0
     if not args.data:
         p.error("--data is required (except with --compare)")
+    if args.real_only:
+        path = Path(args.out) / "bench_training.json"
+        report = json.loads(path.read_text()) if path.is_file() else {}
+        report["real"] = score_real(Path(args.out) / f"run_{args.preset}", args.data)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(json.dumps(report["real"]["real"], indent=1))
+        return 0
 
     import torch
 
@@ -298,6 +325,8 @@ def main(argv=None) -> int:
     if model is None:
         model = build_model(TrainConfig.from_preset("cpu"))
     report["inference"] = measure_inference(model, n=2 if args.quick else 5)
+    if args.real and not args.skip_curve:
+        report["real"] = score_real(out / f"run_{args.preset}", args.data)
     (out / "bench_training.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: report[k] for k in ("speed", "inference")}, indent=1, default=str))
     return 0

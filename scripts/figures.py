@@ -35,6 +35,7 @@ README_PHRASES = (
     "{gen_analytic_over_voxel}× the voxel path",
     "peak memory flat ({gen_peak_mib} MiB for 100 and for 1000 images)",
     "bbox AP {cpu_bbox_ap} / segm AP {cpu_segm_ap} after its {cpu_iterations} iterations ({cpu_minutes} minutes",
+    "reached bbox AP {cpu_v2_bbox_ap} / segm AP {cpu_v2_segm_ap} after {cpu_v2_minutes} minutes",
     "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
     "the paper's GPU models: {paper_bbox_ap} / {paper_segm_ap}",
     "{inference_s} s CPU inference per 512 × 512 image",
@@ -61,11 +62,13 @@ def figures() -> dict[str, str]:
     -------
     dict of str to str
         Generation throughput (``gen_*``), the ``cpu`` preset's final synthetic test AP,
-        iterations and training minutes on the reference machine (``cpu_*``, from
-        ``training_v2/bench_training.json``, with the seconds per iteration of the ``cpu`` and
-        ``paper`` presets, ``speed_*``), the earlier time-budgeted ``cpu`` preset's
-        (``cpu_v1_*``, from ``training/bench_training.json``), CPU inference seconds per
-        512 px image of the ``cpu`` model, the two engines' speed and AP at matched
+        iterations, training minutes and seconds per iteration of its training loop on the
+        reference machine (``cpu_*``, from ``training_v3/half_scale_gn/bench_training.json``),
+        the crop-based ``cpu`` preset before it (``cpu_v2_*``, from
+        ``training_v2/bench_training.json``, with the per-preset speed check's seconds per
+        iteration of the ``paper`` preset, ``speed_paper_s_per_iter``), the earlier
+        time-budgeted ``cpu`` preset's (``cpu_v1_*``, from ``training/bench_training.json``),
+        CPU inference seconds per 512 px image of the ``cpu`` model, the two engines' speed and AP at matched
         iterations (``eng_*``, from ``engines_v2/bench_engines.json``), the run time of each
         notebook in the last recorded ``cpu`` book build (``book_s_01`` ... ``book_s_07``,
         ``book_total_s``, ``book_date``, from ``book_build.json``), the domain-randomisation
@@ -82,7 +85,9 @@ def figures() -> dict[str, str]:
     train = _load("training/bench_training.json")
     last = train["curve"]["points"][-1]
     v2 = _load("training_v2/bench_training.json")
-    final = v2["curve"]["points"][-1]
+    v2_final = v2["curve"]["points"][-1]
+    v3 = _load("training_v3/half_scale_gn/bench_training.json")
+    final = v3["curve"]["points"][-1]
     eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
     book = _load("book_build.json")
     speed = {r["preset"]: r for r in v2["speed"]}
@@ -95,7 +100,6 @@ def figures() -> dict[str, str]:
         **{f"dr_real_{k}": f"{dr['sets'][name][DR_CHOICE_KEY]['mean']:.1f}" for name, k in dr_sets.items()},
         **{f"dr_real_sd_{k}": f"{dr['sets'][name][DR_CHOICE_KEY]['sd']:.1f}" for name, k in dr_sets.items()},
         **{f"dr_synth_{k}": f"{dr['sets'][name]['synthetic segm AP']['mean']:.1f}" for name, k in dr_sets.items()},
-        "speed_cpu_s_per_iter": f"{speed['cpu']['s_per_iter']:.2f}",
         "speed_paper_s_per_iter": f"{speed['paper']['s_per_iter']:.0f}",
         **{f"book_s_{name[:2]}": f"{rec['seconds']:.0f}" for name, rec in book["notebooks"].items()},
         "book_total_s": f"{book['total_seconds']:.0f}",
@@ -116,13 +120,19 @@ def figures() -> dict[str, str]:
         "cpu_v1_segm_ap50": f"{last['segm_AP50']:.1f}",
         "cpu_v1_minutes": f"{last['minutes']:.0f}",
         "cpu_v1_iterations": str(last["iteration"]),
+        "cpu_v2_bbox_ap": f"{v2_final['bbox_AP']:.1f}",
+        "cpu_v2_segm_ap": f"{v2_final['segm_AP']:.1f}",
+        "cpu_v2_minutes": f"{v2_final['minutes']:.0f}",
+        "cpu_v2_iterations": str(v2_final["iteration"]),
+        "cpu_v2_inference_s": f"{v2['inference']['s_per_image']:.2f}",
         "cpu_bbox_ap": f"{final['bbox_AP']:.1f}",
         "cpu_segm_ap": f"{final['segm_AP']:.1f}",
         "cpu_segm_ap50": f"{final['segm_AP50']:.1f}",
         "cpu_minutes": f"{final['minutes']:.0f}",
         "cpu_iterations": str(final["iteration"]),
         "cpu_iters_per_s": f"{final['iteration'] / (final['minutes'] * 60):.2f}",
-        "inference_s": f"{v2['inference']['s_per_image']:.2f}",
+        "cpu_s_per_iter": f"{final['minutes'] * 60 / final['iteration']:.2f}",
+        "inference_s": f"{v3['inference']['s_per_image']:.2f}",
         "paper_bbox_ap": f"{max(r['AP bbox'] for r in rows):.1f}",
         "paper_segm_ap": f"{max(r['AP segm'] for r in rows):.1f}",
     }

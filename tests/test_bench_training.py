@@ -56,3 +56,20 @@ def test_compare_plots_the_curves(bench, curve_run, tmp_path):
         bench.main(["--out", str(tmp_path), "--compare", str(js)])  # no LABEL=
     with pytest.raises(SystemExit):
         bench.main(["--out", str(tmp_path)])  # neither --data nor --compare
+
+
+def test_real_only_adds_the_real_image_scores(bench, curve_run):
+    """--real-only scores the run's final model on the three real images (as is and at the
+    estimated scale) and keeps the curve already in the report."""
+    report = json.loads((curve_run / "bench_training.json").read_text())
+    data = Path(report["data"])
+    assert bench.main(["--data", str(data), "--out", str(curve_run), "--preset", "smoke", "--real-only"]) == 0
+    after = json.loads((curve_run / "bench_training.json").read_text())
+    assert after["curve"] == report["curve"]
+    real = after["real"]
+    assert set(real["input_scales"]) == {"ptychography", "stxm", "sem"}
+    assert all(0.25 <= s <= 4 for s in real["input_scales"].values())
+    assert real["training_width_px"] > 0
+    assert len(real["real"]) == 6 and sum(k.endswith("| as is") for k in real["real"]) == 3
+    for row in real["real"].values():
+        assert 0 <= row["accuracy post"] <= 100

@@ -330,6 +330,43 @@ def run_settings(predictor, settings: dict, modalities=MODALITIES, progress: boo
     return out
 
 
+def score_real_images(predictor, training_data, tile=None, progress: bool = False) -> dict:
+    """The three real images scored as the benchmarks report them: fed as is (the paper's way)
+    and at the input scale estimated from each image (:func:`image_scales`, with the training
+    width measured on ``training_data``), after post-processing and before.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The model (e.g. from :func:`nanowire_utils.maskrcnn.engine.load_predictor`); COCO AP
+        wants a low score threshold (0.05).
+    training_data : str, Path or GeneratorConfig
+        The dataset folder (or generator preset) the model was trained on.
+    tile : int or None
+        As in :func:`run_modality`.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``{"input_scales": {modality: factor}, "training_width_px": float, "real": {"<image> |
+        <setting>": {column of settings_table: number or None}}}``.
+    """
+    scales_table = image_scales(training_data)
+    scales = resolve_input_scales("auto", scales_table)
+    settings = {"as is": {"as_is": True}, "estimated scale": {"input_scale": scales}}
+    table = settings_table(run_settings(predictor, settings, tile=tile, progress=progress))
+    return {
+        "input_scales": {m: float(v) for m, v in scales.items()},
+        "training_width_px": float(scales_table["training width (px)"].iloc[0]),
+        "real": {
+            f"{image} | {setting}": {k: (None if v != v else float(v)) for k, v in row.items()}
+            for (image, setting), row in table.iterrows()
+        },
+    }
+
+
 # --------------------------------------------------------------------------- tables
 
 

@@ -20,9 +20,11 @@ Scale presets (:data:`PRESETS`, :meth:`TrainConfig.from_preset`):
 ``smoke``
     Seconds on a CPU, for tests and CI: 128 px images, ResNet-18, a few iterations.
 ``cpu``
-    Teaching scale for a 2-core laptop, about 30 minutes: ResNet-18 (trainable BN) + FPN
-    128, light heads, thin-wire anchors (aspect ratios 0.25-4), random 256 px crops of 512 px
-    images (wire widths at the paper's scale), batch 4, LR 0.02, bfloat16 autocast on CPU,
+    Teaching scale for a 2-core laptop, about 30 minutes: ResNet-18 (GroupNorm) + FPN 128,
+    light heads, thin-wire anchors (aspect ratios 0.25-4), whole 512 px images resized to
+    256 px inside the model (for training, testing and every image it segments:
+    :func:`nanowire_utils.maskrcnn.engine.model_input_scale` is 0.5), batch 4, LR 0.02,
+    bfloat16 autocast on CPU,
     1500 iterations with the LR drop at 1200 (a schedule in iterations: the same seed gives
     the same model on any machine); 1000 images expected. How it was chosen:
     :func:`cpu_preset_notes`.
@@ -858,18 +860,18 @@ PRESETS: dict[str, dict] = {
     "cpu": {
         **_SCRATCH,
         **_LIGHT,
-        "MODEL.RESNETS.NORM": "BN",
         "ENGINE": "torchvision",
+        # whole 512 px images at half scale (the model resizes every input by 0.5), not 256 px
+        # crops at full scale: same pixels per iteration, every wire whole; see cpu_preset_notes
         "INPUT.MIN_SIZE_TRAIN": [256],
-        "INPUT.MAX_SIZE_TRAIN": 512,
-        "INPUT.MIN_SIZE_TEST": 512,
-        "INPUT.MAX_SIZE_TEST": 512,
-        "INPUT.CROP.ENABLED": True,
-        "INPUT.CROP.SIZE": [256, 256],
+        "INPUT.MAX_SIZE_TRAIN": 256,
+        "INPUT.MIN_SIZE_TEST": 256,
+        "INPUT.MAX_SIZE_TEST": 256,
+        "INPUT.CROP.ENABLED": False,
         "SOLVER.BASE_LR": 0.02,
         "SOLVER.IMS_PER_BATCH": 4,
         # in iterations, so a seed gives the same model on any machine (no wall-clock budget):
-        # about 30 minutes on the 2-core reference machine (33.7 measured; see cpu_preset_notes), LR drop at 80 %
+        # about 30 minutes on the 2-core reference machine (30.5 measured; see cpu_preset_notes), LR drop at 80 %
         "SOLVER.MAX_ITER": 1500,
         "SOLVER.WARMUP_ITERS": 100,
         "SOLVER.STEPS": [1200],
@@ -888,8 +890,9 @@ PRESETS: dict[str, dict] = {
     # Fine-tuning torchvision's COCO R50-FPN on 2 CPU cores, for readers whose machine can
     # download the weights; 'auto' picks it on a CPU when they resolve. Architecture as COCO's
     # (so every backbone, FPN, RPN and head weight loads; only the class-specific predictors
-    # start fresh), FrozenBN with the stem and res2 frozen as detectron2 fine-tunes, the cpu
-    # preset's 256 px crops. Not measured here: no machine of the project can download weights.
+    # start fresh), FrozenBN with the stem and res2 frozen as detectron2 fine-tunes, random
+    # 256 px crops at full scale (the cpu preset before it moved to half-scale whole images).
+    # Not measured here: no machine of the project can download weights.
     "cpu-finetune": {
         "ENGINE": "torchvision",
         "MODEL.WEIGHTS": "coco",
@@ -972,13 +975,27 @@ def cpu_preset_notes() -> str:
 
     Changes, and why:
 
-    * Random 256 px crops of the 512 px images (``INPUT.CROP``), tested on whole 512 px
-      images: wire widths in pixels stay those of the paper's images (scale mattered most
-      on real images), at the probe's cost per iteration.
+    * Whole 512 px images resized to 256 px inside the model, for training, for testing and
+      for every image a predictor segments (a fixed input scale of 0.5,
+      :func:`nanowire_utils.maskrcnn.engine.model_input_scale`). The earlier preset trained on
+      random 256 px crops at full scale: the same pixels per iteration, but a crop holds a
+      quarter of the field and cuts most wires. At 1500 matched iterations the half-scale
+      model scored synthetic segm / bbox AP 38.4 / 58.4 (GroupNorm) and 39.7 / 62.0 (BN)
+      against 36.7 / 55.9 for the crops, trained in 30.5 and 29.5 minutes against 33.7.
+      It also scored higher on the real images at the estimated scale: mean segm AP over the
+      three images 5.7 (GN) and 5.9 (BN) against 3.5 (one seed each;
+      ``benchmarks/results/training_v3``). Real images are rescaled to the training data's
+      wire width as before; the model then halves them as it halved its training images.
     * Class-specific layers initialised as detectron2 does (model.py): the mask loss starts
       at ln 2 instead of 5-20 with torchvision's init.
-    * Trainable BatchNorm instead of GroupNorm: ~4 % faster per iteration here (0.652 vs
-      0.678 s, batch 4, quiet machine); the probe saw equal AP per minute.
+    * GroupNorm in the backbone, not trainable BatchNorm. With BN the eval-mode AP swung
+      while the loss fell: the half-scale BN model scored segm AP 22.3 at iteration 500, 0.6
+      at 750 and 33.5 at 1000, because its running statistics lag the weights. With GN it
+      rose at every checkpoint (9.8, 20.7, 28.1, 32.7, 37.1, 38.4). So a run stopped early
+      (``--max-minutes``, a slower laptop) still yields a usable model, and chapter 4's curve
+      means what it shows. GN ended 1.3 segm AP and 3.6 bbox AP below BN at 1500 iterations
+      (one seed each), took 1.1 minutes (4 %) longer, and segmented the SEM image better (foreground
+      accuracy 38.5 % against 27.0 %).
     * Kept a 28 x 28 mask head: a 56 x 56 one (``ROI_MASK_HEAD.POOLER_RESOLUTION`` 28)
       scored +0.4 segm AP at 200 matched iterations (2.3 vs 1.8, noise level this early)
       but costs 1.8x per iteration (1.19 vs 0.65 s), i.e. 45 % fewer iterations in 30 min.
@@ -989,21 +1006,21 @@ def cpu_preset_notes() -> str:
       (1.58x, same batch, measured in one quiet round, ``benchmarks/results/cpu_preset_v2``).
     * The schedule is in iterations, not minutes (no ``SOLVER.MAX_MINUTES``): one seed gives
       the same model on a loaded, a quiet or a faster machine. 1500 iterations with the LR
-      drop at 1200: this preset's training loop ran at 0.85 iterations/s on the reference
-      machine while it was the only job (2 threads, data loading included;
+      drop at 1200: the crop-based preset's training loop ran at 0.85 iterations/s on the
+      reference machine while it was the only job (2 threads, data loading included;
       ``benchmarks/results/cpu_preset_v2/speed_cpu_preset_loop.json``), so 1500 iterations
-      were planned as about 29 minutes; the full run took 33.7 minutes, as the loop slows
-      once the model finds wires (more positive ROIs for the mask head). ``--max-minutes``
-      still caps a run.
+      were planned as about 29 minutes; the current preset's full run took 30.5 minutes.
+      ``--max-minutes`` still caps a run.
 
     Measured on this 2-core machine shared with other jobs, so AP-per-minute comparisons of
     short runs were dominated by the load; the comparisons above are at matched iterations
     and the timings from interleaved runs in a quiet window.
 
     Measured results (``benchmarks/bench_training.py``): this preset reached synthetic test
-    bbox AP 55.9, segm AP 36.7 after its 1500 iterations, 33.7 minutes on the reference
-    machine (``benchmarks/results/training_v2/README.md``); the earlier, time-budgeted fp32
-    preset reached bbox AP 52.9, segm AP 34.7 in 30 minutes
+    bbox AP 58.4, segm AP 38.4 after its 1500 iterations, 30.5 minutes on the reference
+    machine (``benchmarks/results/training_v3/README.md``); the crop-based preset before it
+    reached 55.9 / 36.7 in 33.7 minutes (``benchmarks/results/training_v2/README.md``), the
+    time-budgeted fp32 preset before that 52.9 / 34.7 in 30 minutes
     (``benchmarks/results/training/README.md``). The goal of segm AP 60 in 30 minutes is not
     reached.
 
