@@ -1,7 +1,7 @@
 """Benchmark: the built-in torchvision engine against the detectron2 engine, same configuration.
 
-Both engines train the ``cpu`` preset (ResNet-18-BN + FPN 128, light heads, 256 px crops, batch
-4) from scratch on the same synthetic data for the same number of iterations, one after the
+Both engines train the ``cpu`` preset (ResNet-18 + FPN 128, light heads, batch 4; the results
+record the preset as it was when they ran) from scratch on the same synthetic data for the same number of iterations, one after the
 other, in this process, with the same threads. Then each run's model predicts the same
 synthetic test split through the engine interface (``engine.load_predictor``) and is scored by
 the same code (``maskrcnn.evaluate.evaluate_split``): COCO AP for boxes and masks.
