@@ -192,14 +192,15 @@ def plot(points: list[dict], path: Path, title: str):
     plt.close(fig)
 
 
-def score_real(run: Path, data_dir) -> dict:
+def score_real(run: Path, data_dir, tile=None) -> dict:
     """The final model of ``run`` on the three real images, as is and at the input scale
-    estimated from each image (training width measured on ``data_dir``); score threshold 0.05."""
+    estimated from each image (training width measured on ``data_dir``); score threshold 0.05;
+    ``tile`` as in ``Predictor.predict`` (None: automatic, 0: whole images)."""
     from nanowire_utils.chapters.crossmodality import score_real_images
     from nanowire_utils.maskrcnn.engine import load_predictor
 
     predictor = load_predictor(run, device="auto", score_thresh=0.05)
-    return score_real_images(predictor, data_dir)
+    return score_real_images(predictor, data_dir, tile=tile)
 
 
 def plot_compare(curves: dict, path: Path, title: str):
@@ -261,6 +262,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="only score OUT/run_PRESET's final model on the real images, into OUT/bench_training.json",
     )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="real images: tiles of this many pixels (0: whole images; default: automatic, as chapter 6)",
+    )
     args = p.parse_args(argv)
     if args.compare:
         curves = {}
@@ -277,7 +284,7 @@ def main(argv=None) -> int:
     if args.real_only:
         path = Path(args.out) / "bench_training.json"
         report = json.loads(path.read_text()) if path.is_file() else {}
-        report["real"] = score_real(Path(args.out) / f"run_{args.preset}", args.data)
+        report["real"] = score_real(Path(args.out) / f"run_{args.preset}", args.data, tile=args.tile)
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(json.dumps(report["real"]["real"], indent=1))
         return 0
@@ -326,7 +333,7 @@ def main(argv=None) -> int:
         model = build_model(TrainConfig.from_preset("cpu"))
     report["inference"] = measure_inference(model, n=2 if args.quick else 5)
     if args.real and not args.skip_curve:
-        report["real"] = score_real(out / f"run_{args.preset}", args.data)
+        report["real"] = score_real(out / f"run_{args.preset}", args.data, tile=args.tile)
     (out / "bench_training.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: report[k] for k in ("speed", "inference")}, indent=1, default=str))
     return 0

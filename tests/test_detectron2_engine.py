@@ -68,10 +68,12 @@ def test_amp_only_on_cuda(preset):
 
 def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
     """Architecture parity: from scratch both engines use the norms the vocabulary names."""
-    cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18 with trainable BN, no norm in FPN/heads
+    cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18 with GroupNorm, no norm in FPN/heads
     assert cfg["MODEL.WEIGHTS"] == ""
     d = d2c.detectron2_overrides(cfg, device="cpu")
-    assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "BN"
+    assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "GN"
+    bn = TrainConfig.from_preset("cpu", {"MODEL.RESNETS.NORM": "BN"})  # trainable BN maps as itself
+    assert d2c.detectron2_overrides(bn, device="cpu")["MODEL.RESNETS.NORM"] == "BN"
     assert d["MODEL.FPN.NORM"] == cfg["MODEL.FPN.NORM"] == ""
     assert d["MODEL.ROI_MASK_HEAD.NORM"] == cfg["MODEL.ROI_MASK_HEAD.NORM"] == ""
     assert d["MODEL.ROI_BOX_HEAD.NORM"] == cfg["MODEL.ROI_BOX_HEAD.NORM"] == ""

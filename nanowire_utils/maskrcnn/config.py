@@ -885,7 +885,7 @@ PRESETS: dict[str, dict] = {
         "DATASET.IMAGE_SIZE": 512,
     },
     # The cpu preset trained eight times longer (about 4 hours on the reference machine at
-    # 0.85 it/s: an overnight run on a laptop), with two LR drops; filled in below.
+    # 0.82 it/s: an overnight run on a laptop), with two LR drops; filled in below.
     "cpu-long": {},
     # Fine-tuning torchvision's COCO R50-FPN on 2 CPU cores, for readers whose machine can
     # download the weights; 'auto' picks it on a CPU when they resolve. Architecture as COCO's
