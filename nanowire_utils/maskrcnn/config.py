@@ -999,6 +999,9 @@ def cpu_preset_notes() -> str:
     * Kept a 28 x 28 mask head: a 56 x 56 one (``ROI_MASK_HEAD.POOLER_RESOLUTION`` 28)
       scored +0.4 segm AP at 200 matched iterations (2.3 vs 1.8, noise level this early)
       but costs 1.8x per iteration (1.19 vs 0.65 s), i.e. 45 % fewer iterations in 30 min.
+      On the half-scale GN preset, a 56 x 56 head of 64 channels was behind at every matched
+      checkpoint up to 750 iterations (segm AP 23.4 vs 28.1 at 750) at 1.8x the step time
+      (``benchmarks/results/training_v3``).
     * Kept 128 sampled ROIs per image: 64 saved ~4 % time but halves the positive ROIs that
       train the mask head.
     * bfloat16 autocast of the forward pass on CPU (``SOLVER.AMP.CPU_BF16``; these CPUs
