@@ -19,6 +19,25 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 
+def _load_script(path):
+    """Import a script of the repository (``scripts/``, ``benchmarks/``) as a module named after
+    its file, registered in ``sys.modules`` (dataclasses need it)."""
+    import importlib.util
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path) -> module``: a repository script imported by its path."""
+    return _load_script
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tests that use torch run it on one thread: the two pytest workers share 2 cores.

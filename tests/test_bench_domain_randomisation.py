@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_domain_rand
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_domain_randomisation", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script(SCRIPT)
 
 
 def test_mixed_set_holds_both_presets(bench, tmp_path, monkeypatch):

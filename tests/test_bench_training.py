@@ -3,7 +3,6 @@ per-iteration checkpoints it scores, and the comparison figure of several curves
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,11 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ the real headless Chromium of the ``browser`` fixture (skips without it).
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,12 +20,8 @@ PNG = base64.b64decode(
 
 
 @pytest.fixture(scope="module")
-def checker():
-    spec = importlib.util.spec_from_file_location("check_book_html", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_book_html"] = module
-    spec.loader.exec_module(module)
-    return module
+def checker(load_script):
+    return load_script(SCRIPT)
 
 
 def _page(title: str, body: str) -> str:

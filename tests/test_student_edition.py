@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -15,12 +13,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def student():
-    spec = importlib.util.spec_from_file_location("make_student_edition", ROOT / "scripts" / "make_student_edition.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_student_edition"] = module
-    spec.loader.exec_module(module)
-    return module
+def student(load_script):
+    return load_script(ROOT / "scripts" / "make_student_edition.py")
 
 
 def _count(nb, pattern):
