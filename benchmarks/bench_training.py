@@ -281,6 +281,8 @@ def main(argv=None) -> int:
         return 0
     if not args.data:
         p.error("--data is required (except with --compare)")
+    if args.real and args.skip_curve:
+        p.error("--real scores the model that the curve trains; with --skip-curve, use --real-only on an earlier run")
     if args.real_only:
         path = Path(args.out) / "bench_training.json"
         report = json.loads(path.read_text()) if path.is_file() else {}
@@ -332,7 +334,7 @@ def main(argv=None) -> int:
     if model is None:
         model = build_model(TrainConfig.from_preset("cpu"))
     report["inference"] = measure_inference(model, n=2 if args.quick else 5)
-    if args.real and not args.skip_curve:
+    if args.real:
         report["real"] = score_real(out / f"run_{args.preset}", args.data, tile=args.tile)
     (out / "bench_training.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: report[k] for k in ("speed", "inference")}, indent=1, default=str))

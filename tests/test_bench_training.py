@@ -54,6 +54,15 @@ def test_compare_plots_the_curves(bench, curve_run, tmp_path):
         bench.main(["--out", str(tmp_path)])  # neither --data nor --compare
 
 
+def test_real_without_a_curve_is_refused(bench, tmp_path, capsys):
+    """--real scores the model the curve trains: with --skip-curve there is none, which the
+    script says instead of silently scoring nothing."""
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(tmp_path), "--out", str(tmp_path), "--skip-curve", "--real"])
+    assert "--real-only" in capsys.readouterr().err
+    assert not (tmp_path / "bench_training.json").exists()
+
+
 def test_real_only_adds_the_real_image_scores(bench, curve_run):
     """--real-only scores the run's final model on the three real images (as is and at the
     estimated scale) and keeps the curve already in the report."""

@@ -133,3 +133,22 @@ def test_mapping_table_covers_every_key_and_reports_ignored():
     assert cfg.ignored_by_torchvision() == {"MODEL.MASK_ON": False}
     json.dumps(rows)  # the table is plain data
     assert set(DEFAULTS) == {r["key"] for r in rows}
+
+
+def test_config_diff_names_what_changed_and_tolerates_csv_text():
+    from nanowire_utils.maskrcnn.config import config_diff
+
+    cpu, long = TrainConfig.from_preset("cpu").to_dict(), TrainConfig.from_preset("cpu-long").to_dict()
+    # cpu-long is the cpu preset trained longer: only the schedule (and the preset's name) differs
+    assert config_diff(cpu, long, skip=("_",)) == {
+        "SOLVER.MAX_ITER": (1500, 6000),
+        "SOLVER.STEPS": ([1200], [4800, 5600]),
+        "SOLVER.CHECKPOINT_PERIOD": (250, 1000),
+        "TEST.EVAL_PERIOD": (250, 1000),
+    }
+    assert list(config_diff(cpu, long, skip=("_", "TEST.", "SOLVER.CHECKPOINT"))) == ["SOLVER.MAX_ITER", "SOLVER.STEPS"]
+    # values read back from a CSV: lists as JSON text, floats after a round trip
+    recorded = {"MODEL.RPN.IOU_THRESHOLDS": "[0.3, 0.7]", "SOLVER.BASE_LR": 0.1 + 0.2, "OLD.KEY": 1}
+    now = {"MODEL.RPN.IOU_THRESHOLDS": [0.3, 0.7], "SOLVER.BASE_LR": 0.3, "NEW.KEY": 2}
+    assert config_diff(recorded, now) == {"NEW.KEY": (None, 2), "OLD.KEY": (1, None)}
+    assert config_diff(recorded, now, common_only=True) == {}

@@ -266,18 +266,14 @@ def preset_drift(run, preset: str) -> dict:
     """
     import json
 
-    from nanowire_utils.maskrcnn.config import TrainConfig
+    from nanowire_utils.maskrcnn.config import TrainConfig, config_diff
 
     path = Path(run) / "config.json"
     if not path.is_file():
         return {}
     trained = json.loads(path.read_text())
     now = TrainConfig.from_preset(preset).to_dict()
-    return {
-        k: (trained[k], v)
-        for k, v in now.items()
-        if k in trained and trained[k] != v and not k.startswith(_BOOKKEEPING)
-    }
+    return config_diff(trained, now, skip=_BOOKKEEPING, common_only=True)
 
 
 def checkpoint_info(checkpoint) -> dict:

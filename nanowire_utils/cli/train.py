@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--preset",
         default="auto",
-        help="training preset: smoke (seconds, CI), cpu (about 30 min on 2 cores, from scratch), cpu-finetune "
+        help="training preset: smoke (seconds, CI), cpu (about 30 min on 2 cores, from scratch), cpu-long "
+        "(cpu four times longer, about 2 h), cpu-finetune "
         "(COCO weights on a CPU), paper (GPU, the paper's settings), auto (paper with CUDA, else cpu-finetune "
         "when COCO weights can be had, else cpu)",
     )

@@ -29,7 +29,8 @@ Scale presets (:data:`PRESETS`, :meth:`TrainConfig.from_preset`):
     the same model on any machine); 1000 images expected. How it was chosen:
     :func:`cpu_preset_notes`.
 ``cpu-long``
-    The ``cpu`` preset for 12000 iterations (about 4 hours: an overnight run on a laptop).
+    The ``cpu`` preset for 6000 iterations, four times longer, with LR drops at 4800 and 5600
+    (about 2 hours on the 2-core reference machine: an evening on a laptop).
 ``cpu-finetune``
     torchvision's COCO ResNet-50-FPN weights fine-tuned on a CPU (needs the weights).
 ``paper``
@@ -304,6 +305,48 @@ def _flatten(d: dict, prefix="") -> dict:
         else:
             out[name] = v
     return out
+
+
+def same_value(a, b) -> bool:
+    """Whether two configuration values are equal, one of them possibly read back from a CSV:
+    lists may be JSON text (``"[0.3, 0.6]"``); numbers compare with a relative tolerance of 1e-9."""
+    if isinstance(a, str) and a.startswith("["):
+        a = json.loads(a)
+    if isinstance(b, str) and b.startswith("["):
+        b = json.loads(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def config_diff(recorded: dict, now: dict, skip: tuple[str, ...] = (), common_only: bool = False) -> dict:
+    """Keys whose value differs between a recorded configuration and today's.
+
+    Used to tell a reader that a model or a results table was made with an earlier preset.
+
+    Parameters
+    ----------
+    recorded, now : dict
+        Flat configurations (``{"SOLVER.BASE_LR": 0.02, ...}``): as a run or a sweep recorded
+        it, and as the presets give it today. Lists may be JSON text (as read from a CSV);
+        numbers compare with a relative tolerance of 1e-9.
+    skip : tuple of str
+        Key prefixes not compared (bookkeeping such as ``"TEST."``).
+    common_only : bool
+        Compare only keys present in both (a key added to the presets since is then no drift).
+
+    Returns
+    -------
+    dict
+        ``{key: (recorded value, value now)}``, sorted by key; a key missing on one side has
+        ``None`` there.
+    """
+    keys = set(recorded) & set(now) if common_only else set(recorded) | set(now)
+    return {
+        k: (recorded.get(k), now.get(k))
+        for k in sorted(keys)
+        if not k.startswith(skip) and not same_value(recorded.get(k), now.get(k))
+    }
 
 
 class TrainConfig:
@@ -884,8 +927,10 @@ PRESETS: dict[str, dict] = {
         "DATASET.GENERATOR_PRESET": "paper",
         "DATASET.IMAGE_SIZE": 512,
     },
-    # The cpu preset trained eight times longer (about 4 hours on the reference machine at
-    # 0.82 it/s: an overnight run on a laptop), with two LR drops; filled in below.
+    # The cpu preset trained four times longer (about 2 hours on the reference machine at
+    # 1.2 s per iteration), with two LR drops; filled in below. Its AP curve was measured once,
+    # on that machine (benchmarks/results/training_v3/cpu_long). Longer still: --set
+    # SOLVER.MAX_ITER=12000 --set SOLVER.STEPS=[9600,11200].
     "cpu-long": {},
     # Fine-tuning torchvision's COCO R50-FPN on 2 CPU cores, for readers whose machine can
     # download the weights; 'auto' picks it on a CPU when they resolve. Architecture as COCO's
@@ -955,8 +1000,8 @@ PRESETS: dict[str, dict] = {
 }
 PRESETS["cpu-long"] = {
     **PRESETS["cpu"],
-    "SOLVER.MAX_ITER": 12000,
-    "SOLVER.STEPS": [9000, 11000],
+    "SOLVER.MAX_ITER": 6000,
+    "SOLVER.STEPS": [4800, 5600],
     "SOLVER.CHECKPOINT_PERIOD": 1000,
     "TEST.EVAL_PERIOD": 1000,
 }

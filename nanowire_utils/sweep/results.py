@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from nanowire_utils.coco import write_json_atomic
+from nanowire_utils.maskrcnn.config import config_diff, same_value
 from nanowire_utils.paper import AP_KEYS, MODALITIES
 
 log = logging.getLogger(__name__)
@@ -294,16 +295,6 @@ def write_results(sweep_dir, command: str | None = None, csv_path=None) -> Path:
     return csv_path
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, str) and a.startswith("["):
-        a = json.loads(a)
-    if isinstance(b, str) and b.startswith("["):
-        b = json.loads(b)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
 def load_results(path, sweep=None, scale: str | None = None, strict: bool = True):
     """Read a results table (a CSV, or a sweep folder's ``results.csv``) and check it.
 
@@ -368,7 +359,7 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
         for k, v in want.keys.items():
             if k not in row.index:
                 problems.append(f"run {rid}: the table has no column {k}")
-            elif not _same(row[k], v):
+            elif not same_value(row[k], v):
                 problems.append(f"run {rid}: {k} is {row[k]!r} in the table, {v!r} in sweep {sw.name!r}")
     if problems:
         raise ValueError(
@@ -378,12 +369,8 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
     base = prov.get("preset_config", {})
     for rid in df.index:
         recorded = {**base, **prov.get("run_configs", {}).get(rid, {})}
-        now = plan[rid].config
-        for k in sorted(set(now) | set(recorded)):
-            if k.startswith("_"):
-                continue
-            if not _same(recorded.get(k), now.get(k)):
-                drift.append(f"run {rid}: {k} = {recorded.get(k)!r} when trained, {now.get(k)!r} now")
+        for k, (was, now) in config_diff(recorded, plan[rid].config, skip=("_",)).items():
+            drift.append(f"run {rid}: {k} = {was!r} when trained, {now!r} now")
     if drift and strict:
         raise ValueError(
             f"{p} was made with another configuration than sweep {sw.name!r} gives today: "
