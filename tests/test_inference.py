@@ -213,6 +213,29 @@ def test_predict_tiled_keeps_one_copy_of_each_wire():
     np.testing.assert_array_equal(out.masks[order], wires.masks)  # each wire whole again
 
 
+def test_predict_tiled_keeps_the_best_objects_that_fit_in_memory(caplog):
+    """Full-image masks of many junk pieces could fill the memory: past the byte limit the
+    merge keeps the highest-scoring objects and says how many it dropped."""
+    shape = (200, 200)
+    rng = np.random.default_rng(1)
+    full = rng.random(shape).astype(np.float32)
+
+    def junk(tile_img):  # one distinct speck per tile, so nothing merges
+        h, w = tile_img.shape
+        m = np.zeros((1, h, w), bool)
+        m[0, h // 2, w // 2] = True
+        return Instances.from_masks(m, np.array([tile_img[0, 0]], np.float32))
+
+    everything = inf.predict_tiled(junk, full, tile=64, overlap=16)
+    n = len(everything)
+    assert n == len(inf.tile_starts(200, 64, 16)) ** 2
+    with caplog.at_level("WARNING", logger=inf.__name__):
+        kept = inf.predict_tiled(junk, full, tile=64, overlap=16, max_mask_bytes=3 * 200 * 200)
+    assert len(kept) == 3
+    np.testing.assert_allclose(np.sort(kept.scores), np.sort(everything.scores)[-3:])
+    assert f"found {n} objects" in caplog.text and "3 highest-scoring" in caplog.text
+
+
 def test_coco_results_round_trip(predictor, tmp_path):
     from pycocotools import mask as mask_util
     from pycocotools.coco import COCO

@@ -16,9 +16,11 @@ gray (luminance, alpha dropped), all by :func:`nanowire_utils.real.preprocessing
 :func:`nanowire_utils.real.preprocessing.preprocess` instead (e.g. STXM transmission to optical
 density), which returns the gray [0, 1] image itself.
 
-Images are never resized: wire widths in pixels must match those of the training images
-(see :mod:`nanowire_utils.real.scale`), so rescale an image yourself (e.g. ``skimage.transform.rescale``) if its pixel
-size differs.
+The predictors resize an image only by the model's own input scale
+(:func:`nanowire_utils.maskrcnn.engine.model_input_scale`: 0.5 for the ``cpu`` preset, which
+trains on images at half scale, 1 otherwise) and return results at the image's size. Wire
+widths in pixels must match those of the training images (see :mod:`nanowire_utils.real.scale`),
+so rescale an image yourself (e.g. ``skimage.transform.rescale``) if its pixel size differs.
 
 Tiling
 ------
@@ -34,11 +36,14 @@ region matters for wires longer than the overlap: each tile sees a different cut
 which agree only where both tiles looked; keeping the higher-scoring piece alone would lose
 the rest of the wire.
 
-Masks are returned at the full image size.
+Masks are returned at the full image size. One full-size mask per object can outgrow the
+memory when a weak model finds hundreds of pieces in a large image; the merge then keeps the
+highest-scoring objects that fit in :data:`MAX_TILED_MASK_BYTES` and logs how many it dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -49,6 +54,11 @@ from nanowire_utils.coco import instances_to_coco_results, write_coco_results, w
 from nanowire_utils.instances import Instances
 from nanowire_utils.paper import MODALITIES
 from nanowire_utils.viz.plotting import overlay
+
+log = logging.getLogger(__name__)
+
+#: Memory the merged full-image masks of a tiled prediction may take (bytes, one per pixel).
+MAX_TILED_MASK_BYTES = 4 * 2**30
 
 #: File types :func:`read_image` opens.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -234,14 +244,17 @@ def _bbox(mask: np.ndarray):
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _merge_pieces(pieces, shape, merge_iou: float) -> Instances:
+def _merge_pieces(pieces, shape, merge_iou: float, max_mask_bytes: int | None = None) -> Instances:
     """Greedy merge of tile pieces ``(local mask, window, score, tile)``; see merge_tile_instances.
 
     Objects are kept as crops of their bounding box, and only objects whose box meets the
     piece's box inside a shared tile region are compared, so the merge stays fast with
-    hundreds of pieces.
+    hundreds of pieces. Only the highest-scoring objects whose full-image masks fit in
+    ``max_mask_bytes`` (default :data:`MAX_TILED_MASK_BYTES`) are returned.
     """
     check_range("merge_iou", merge_iou, 0, 1, low_inclusive=False)
+    if max_mask_bytes is None:
+        max_mask_bytes = MAX_TILED_MASK_BYTES
     objects: list[dict] = []
     boxes = np.zeros((0, 4), int)  # objects' boxes (y0, y1, x0, x1), for the quick pre-check
     for local, win, score, group in sorted(pieces, key=lambda p: -p[2]):
@@ -286,6 +299,19 @@ def _merge_pieces(pieces, shape, merge_iou: float) -> Instances:
         boxes[best] = nb
     if not objects:
         return Instances.empty(tuple(shape))
+    fit = max(1, int(max_mask_bytes // (shape[0] * shape[1])))
+    if len(objects) > fit:
+        log.warning(
+            "tiled prediction found %d objects in a %d x %d px image; their full-image masks would take "
+            "%.1f GB, so only the %d highest-scoring are kept (a weak model or small tiles make many pieces: "
+            "use larger tiles or a better-trained model)",
+            len(objects),
+            shape[0],
+            shape[1],
+            len(objects) * shape[0] * shape[1] / 1e9,
+            fit,
+        )
+        objects = sorted(objects, key=lambda o: -o["score"])[:fit]
     masks = np.zeros((len(objects), *shape), bool)
     for m, o in zip(masks, objects):
         y0, y1, x0, x1 = o["box"]
@@ -330,6 +356,7 @@ def predict_tiled(
     tile: int,
     overlap: int = DEFAULT_OVERLAP,
     merge_iou: float = 0.5,
+    max_mask_bytes: int | None = None,
 ) -> Instances:
     """Run ``predict_fn(gray_tile) -> Instances`` over overlapping tiles and merge the results.
 
@@ -347,6 +374,9 @@ def predict_tiled(
         Overlap of neighbouring tiles (pixels, < tile / 2).
     merge_iou : float
         IoU at which pieces of different tiles are one object, in (0, 1].
+    max_mask_bytes : int or None
+        Memory the merged full-image masks may take (bytes; None: :data:`MAX_TILED_MASK_BYTES`).
+        Beyond it only the highest-scoring objects that fit are kept, with a warning.
 
     Returns
     -------
@@ -369,22 +399,7 @@ def predict_tiled(
             inst = predict_fn(sub)
             win = (y0, y0 + sub.shape[0], x0, x0 + sub.shape[1])
             pieces.extend((inst.masks[k], win, float(inst.scores[k]), iy * len(xs) + ix) for k in range(len(inst)))
-    return _merge_pieces(pieces, (h, w), merge_iou)
-
-
-# --------------------------------------------------------------------------------------
-# Predictors
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# COCO results
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Overlays
-# --------------------------------------------------------------------------------------
+    return _merge_pieces(pieces, (h, w), merge_iou, max_mask_bytes)
 
 
 # --------------------------------------------------------------------------------------
