@@ -211,19 +211,9 @@ def plot_compare(curves: dict, path: Path, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True, sharey=True)
-    for label, report in curves.items():
-        pts = report["curve"]["points"]
-        its = [p["iteration"] for p in pts]
-        label = f"{label} ({pts[-1]['minutes']:.1f} min)"
-        line = axes[0].plot(its, [p["segm_AP"] for p in pts], "s-", label=label)[0]
-        axes[1].plot(its, [p["bbox_AP"] for p in pts], "o-", color=line.get_color(), label=label)
-    for ax, what in zip(axes, ("segm AP", "bbox AP")):
-        ax.set(xlabel="iteration", title=what, ylim=(0, 100))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("synthetic test AP (%)")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=10)
+    from nanowire_utils.viz.training import plot_benchmark_curves
+
+    fig = plot_benchmark_curves(curves, x="iteration", title=title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

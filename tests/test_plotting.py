@@ -93,3 +93,29 @@ def test_hist_vs_expected_draws_both():
     ax = hist_vs_expected(np.random.default_rng(0).normal(5, 1, 100), [3, 5, 7], [0.1, 0.4, 0.1], xlabel="x")
     assert len(ax.lines) == 1 and len(ax.patches) > 0
     assert ax.get_xlabel() == "x"
+
+
+def test_benchmark_curves_draw_the_committed_results(tmp_path):
+    """The AP curves of the committed training benchmark: one line per training in each panel,
+    with the minutes it took; a missing or curve-less report says what to run."""
+    import json
+    from pathlib import Path
+
+    from nanowire_utils.viz.training import plot_benchmark_curves
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "training_v3"
+    gn = results / "half_scale_gn" / "bench_training.json"
+    bn = json.loads((results / "half_scale_bn" / "bench_training.json").read_text())
+    fig = plot_benchmark_curves({"GN": gn, "BN": bn}, x="minutes")
+    segm, bbox = fig.axes[:2]
+    assert [line.get_label() for line in segm.lines] == ["GN (30.5 min)", "BN (29.5 min)"]
+    xs, ys = segm.lines[1].get_data()
+    assert list(ys) == [p["segm_AP"] for p in bn["curve"]["points"]]
+    assert list(xs) == [p["minutes"] for p in bn["curve"]["points"]]
+    assert list(bbox.lines[1].get_ydata()) == [p["bbox_AP"] for p in bn["curve"]["points"]]
+    with pytest.raises(FileNotFoundError, match="bench_training.py"):
+        plot_benchmark_curves({"none": tmp_path / "missing.json"})
+    with pytest.raises(ValueError, match="no AP curve"):
+        plot_benchmark_curves({"speed only": {"speed": []}})
+    with pytest.raises(ValueError, match="x must be"):
+        plot_benchmark_curves({"GN": gn}, x="epochs")

@@ -1,4 +1,5 @@
-"""Training curves of a run folder: losses, learning rate and validation AP."""
+"""Training curves: the losses and validation AP of a run folder, and the test-AP curves that
+benchmarks/bench_training.py measured for several trainings."""
 
 from __future__ import annotations
 
@@ -47,4 +48,60 @@ def plot_training_curves(run_dir):
     else:
         a2.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=a2.transAxes)
     a2.set(xlabel="iteration", ylabel="validation AP (%)", title="Validation AP", ylim=(0, 100))
+    return fig
+
+
+def plot_benchmark_curves(reports: dict, x: str = "iteration", title: str | None = None):
+    """Synthetic test AP of several trainings, as ``benchmarks/bench_training.py`` measured them.
+
+    Parameters
+    ----------
+    reports : dict
+        ``{label: report}``, each report a ``bench_training.json`` (a path, or its content as a
+        dict) holding ``curve.points`` (iteration, training minutes, bbox and segm AP in %).
+    x : {"iteration", "minutes"}
+        The horizontal axis: iterations, or minutes of training on the machine that ran it.
+    title : str or None
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels, segm AP and bbox AP; each curve's label ends with its training minutes.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a report path does not exist.
+    ValueError
+        When a report holds no curve, or ``x`` is neither axis.
+    """
+    import json
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    if x not in ("iteration", "minutes"):
+        raise ValueError(f"x must be 'iteration' or 'minutes', not {x!r}")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True, sharey=True)
+    for label, report in reports.items():
+        if not isinstance(report, dict):
+            path = Path(report)
+            if not path.is_file():
+                raise FileNotFoundError(f"no benchmark report {path}; run benchmarks/bench_training.py to make it")
+            report = json.loads(path.read_text())
+        pts = report.get("curve", {}).get("points")
+        if not pts:
+            raise ValueError(f"the report of {label!r} holds no AP curve (run bench_training.py without --skip-curve)")
+        xs = [p[x] for p in pts]
+        label = f"{label} ({pts[-1]['minutes']:.1f} min)"
+        line = axes[0].plot(xs, [p["segm_AP"] for p in pts], "s-", label=label)[0]
+        axes[1].plot(xs, [p["bbox_AP"] for p in pts], "o-", color=line.get_color(), label=label)
+    for ax, what in zip(axes, ("segm AP", "bbox AP")):
+        ax.set(xlabel="iteration" if x == "iteration" else "training minutes", title=what, ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("synthetic test AP (%)")
+    axes[1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
