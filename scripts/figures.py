@@ -35,6 +35,8 @@ README_PHRASES = (
     "{gen_analytic_over_voxel}× the voxel path",
     "peak memory flat ({gen_peak_mib} MiB for 100 and for 1000 images)",
     "bbox AP {cpu_bbox_ap} / segm AP {cpu_segm_ap} after its {cpu_iterations} iterations ({cpu_minutes} minutes",
+    "the same model trained for {cpu_long_iterations} iterations (`cpu-long`) reached bbox AP {cpu_long_bbox_ap} / "
+    "segm AP {cpu_long_segm_ap} after {cpu_long_minutes} minutes",
     "reached bbox AP {cpu_v2_bbox_ap} / segm AP {cpu_v2_segm_ap} after {cpu_v2_minutes} minutes",
     "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
     "the paper's GPU models: {paper_bbox_ap} / {paper_segm_ap}",
@@ -55,6 +57,18 @@ def _load(rel: str) -> dict:
     return json.loads(path.read_text())
 
 
+#: Figure-name suffix -> the row label of the real-image scores (``bench_training.py --real``).
+REAL_ROWS = {"est": "estimated scale", "asis": "as is"}
+
+
+def _real_mean(report: dict, how: str) -> float:
+    """Post-processed segm AP averaged over the three real images, fed ``how`` (a row label)."""
+    rows = [v for k, v in report["real"]["real"].items() if k.endswith(f"| {how}")]
+    if len(rows) != 3:
+        raise ValueError(f"expected 3 real images scored {how!r}, found {len(rows)}")
+    return sum(r["segm AP post"] for r in rows) / 3
+
+
 def figures() -> dict[str, str]:
     """``{name: formatted value}`` of every quoted figure, from ``benchmarks/results``.
 
@@ -64,6 +78,10 @@ def figures() -> dict[str, str]:
         Generation throughput (``gen_*``), the ``cpu`` preset's final synthetic test AP,
         iterations, training minutes and seconds per iteration of its training loop on the
         reference machine (``cpu_*``, from ``training_v3/half_scale_gn/bench_training.json``),
+        the same for the ``cpu-long`` preset (``cpu_long_*``, from
+        ``training_v3/cpu_long/bench_training.json``), the mean post-processed segm AP of each
+        on the three real images at the estimated scale and as is (``cpu_real_est``,
+        ``cpu_real_asis``, ``cpu_long_real_est``, ``cpu_long_real_asis``),
         the crop-based ``cpu`` preset before it (``cpu_v2_*``, from
         ``training_v2/bench_training.json``, with the per-preset speed check's seconds per
         iteration of the ``paper`` preset, ``speed_paper_s_per_iter``), the earlier
@@ -88,6 +106,8 @@ def figures() -> dict[str, str]:
     v2_final = v2["curve"]["points"][-1]
     v3 = _load("training_v3/half_scale_gn/bench_training.json")
     final = v3["curve"]["points"][-1]
+    long = _load("training_v3/cpu_long/bench_training.json")
+    long_final = long["curve"]["points"][-1]
     eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
     book = _load("book_build.json")
     speed = {r["preset"]: r for r in v2["speed"]}
@@ -133,6 +153,13 @@ def figures() -> dict[str, str]:
         "cpu_iters_per_s": f"{final['iteration'] / (final['minutes'] * 60):.2f}",
         "cpu_s_per_iter": f"{final['minutes'] * 60 / final['iteration']:.2f}",
         "inference_s": f"{v3['inference']['s_per_image']:.2f}",
+        "cpu_long_bbox_ap": f"{long_final['bbox_AP']:.1f}",
+        "cpu_long_segm_ap": f"{long_final['segm_AP']:.1f}",
+        "cpu_long_minutes": f"{long_final['minutes']:.0f}",
+        "cpu_long_iterations": str(long_final["iteration"]),
+        "cpu_long_inference_s": f"{long['inference']['s_per_image']:.2f}",
+        **{f"cpu_long_real_{k}": f"{_real_mean(long, how):.1f}" for k, how in REAL_ROWS.items()},
+        **{f"cpu_real_{k}": f"{_real_mean(v3, how):.1f}" for k, how in REAL_ROWS.items()},
         "paper_bbox_ap": f"{max(r['AP bbox'] for r in rows):.1f}",
         "paper_segm_ap": f"{max(r['AP segm'] for r in rows):.1f}",
     }
