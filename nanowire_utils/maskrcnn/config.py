@@ -308,8 +308,18 @@ def _flatten(d: dict, prefix="") -> dict:
 
 
 def same_value(a, b) -> bool:
-    """Whether two configuration values are equal, one of them possibly read back from a CSV:
-    lists may be JSON text (``"[0.3, 0.6]"``); numbers compare with a relative tolerance of 1e-9."""
+    """Whether two configuration values are equal, one of them possibly read back from a CSV.
+
+    Parameters
+    ----------
+    a, b : object
+        Configuration values; lists may be JSON text (``"[0.3, 0.6]"``).
+
+    Returns
+    -------
+    bool
+        True when equal; numbers compare with a relative tolerance of 1e-9.
+    """
     if isinstance(a, str) and a.startswith("["):
         a = json.loads(a)
     if isinstance(b, str) and b.startswith("["):
