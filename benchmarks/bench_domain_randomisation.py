@@ -263,7 +263,7 @@ def summarise(folders, out=None) -> dict:
         with ``<image>`` = ``DR_MEAN_OF_THREE`` for each seed's mean over the three images: the number
         the default training set is chosen by (see the results README).
     """
-    from nanowire_utils.chapters.crossmodality import DR_MEAN_OF_THREE
+    from nanowire_utils.chapters.crossmodality import DR_MEAN_OF_THREE, mean_over_images
 
     reports = [json.loads((Path(f) / "domain_randomisation.json").read_text()) for f in folders]
     keys = ("n_images", "iterations", "preset")
@@ -284,8 +284,8 @@ def summarise(folders, out=None) -> dict:
                     m.setdefault(f"{row} | {measure}", []).append(metrics[measure])
             for setting in ("as is", "estimated scale"):
                 for measure in SUMMARY_MEASURES:
-                    values = [v[measure] for k, v in res["real"].items() if k.endswith(f" | {setting}")]
-                    m.setdefault(f"{DR_MEAN_OF_THREE} | {setting} | {measure}", []).append(sum(values) / len(values))
+                    mean = mean_over_images(res["real"], setting, measure)
+                    m.setdefault(f"{DR_MEAN_OF_THREE} | {setting} | {measure}", []).append(mean)
     summary = {
         "seeds": [r["seed"] for r in reports],
         **{k: reports[0][k] for k in keys},

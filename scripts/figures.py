@@ -61,14 +61,6 @@ def _load(rel: str) -> dict:
 REAL_ROWS = {"est": "estimated scale", "asis": "as is"}
 
 
-def _real_mean(report: dict, how: str) -> float:
-    """Post-processed segm AP averaged over the three real images, fed ``how`` (a row label)."""
-    rows = [v for k, v in report["real"]["real"].items() if k.endswith(f"| {how}")]
-    if len(rows) != 3:
-        raise ValueError(f"expected 3 real images scored {how!r}, found {len(rows)}")
-    return sum(r["segm AP post"] for r in rows) / 3
-
-
 def figures() -> dict[str, str]:
     """``{name: formatted value}`` of every quoted figure, from ``benchmarks/results``.
 
@@ -95,7 +87,7 @@ def figures() -> dict[str, str]:
         ``domain_randomisation/summary.json``), and the paper's best Table 1 AP.
     """
     sys.path.insert(0, str(ROOT))
-    from nanowire_utils.chapters.crossmodality import DR_CHOICE_KEY
+    from nanowire_utils.chapters.crossmodality import DR_CHOICE_KEY, mean_over_images
     from nanowire_utils.paper import table1
 
     gen = _load("generation.json")
@@ -158,8 +150,8 @@ def figures() -> dict[str, str]:
         "cpu_long_minutes": f"{long_final['minutes']:.0f}",
         "cpu_long_iterations": str(long_final["iteration"]),
         "cpu_long_inference_s": f"{long['inference']['s_per_image']:.2f}",
-        **{f"cpu_long_real_{k}": f"{_real_mean(long, how):.1f}" for k, how in REAL_ROWS.items()},
-        **{f"cpu_real_{k}": f"{_real_mean(v3, how):.1f}" for k, how in REAL_ROWS.items()},
+        **{f"cpu_long_real_{k}": f"{mean_over_images(long['real']['real'], how):.1f}" for k, how in REAL_ROWS.items()},
+        **{f"cpu_real_{k}": f"{mean_over_images(v3['real']['real'], how):.1f}" for k, how in REAL_ROWS.items()},
         "paper_bbox_ap": f"{max(r['AP bbox'] for r in rows):.1f}",
         "paper_segm_ap": f"{max(r['AP segm'] for r in rows):.1f}",
     }

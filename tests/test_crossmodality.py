@@ -298,6 +298,15 @@ def test_three_images_with_a_smoke_model_as_is_estimated_scale_and_tta(smoke_pre
     assert table.shape[0] == 9 and set(table.index.get_level_values("setting")) == set(settings)
     summary = cm.summary_table(res)
     assert summary.index.nlevels == 2
+    # the benchmarks' one-number summary: the mean over the three images of one setting
+    real = {f"{im} | {s}": row.to_dict() for (im, s), row in table.iterrows()}
+    for setting in ("as is", "estimated scale"):
+        expected = table.xs(setting, level="setting")["segm AP post"].mean()
+        assert cm.mean_over_images(real, setting) == pytest.approx(expected)
+    first_image = next(iter(real)).split(" | ")[0]
+    one_missing = {k: v for k, v in real.items() if not k.startswith(first_image)}
+    with pytest.raises(ValueError, match="expected 3 real images scored 'as is', found 2"):
+        cm.mean_over_images(one_missing, "as is")
 
 
 def test_image_scales_of_a_dataset_folder_with_diagnostics(tmp_path):

@@ -367,6 +367,39 @@ def score_real_images(predictor, training_data, tile=None, progress: bool = Fals
     }
 
 
+def mean_over_images(real: dict, setting: str, measure: str = "segm AP post", n_images: int = 3) -> float:
+    """One measure averaged over the real images scored in one setting: the figure the
+    benchmarks quote for a model on the real images.
+
+    Parameters
+    ----------
+    real : dict
+        The ``"real"`` entry of :func:`score_real_images` (``{"<image> | <setting>": {measure:
+        number}}``).
+    setting : str
+        ``"as is"`` or ``"estimated scale"``.
+    measure : str
+        A column of :func:`settings_table`, e.g. ``"segm AP post"`` (percent).
+    n_images : int
+        How many images must have been scored in that setting; a report with fewer (or more)
+        is refused rather than averaged over a different set.
+
+    Returns
+    -------
+    float
+        The mean, in the measure's units.
+    """
+    values = [v[measure] for k, v in real.items() if k.endswith(f" | {setting}")]
+    if len(values) != n_images:
+        raise ValueError(
+            f"expected {n_images} real images scored {setting!r}, found {len(values)} "
+            f"(rows: {sorted(real)}); score them again with score_real_images"
+        )
+    if any(v is None for v in values):
+        raise ValueError(f"{measure!r} is missing for some images scored {setting!r}")
+    return sum(values) / n_images
+
+
 # --------------------------------------------------------------------------- tables
 
 
