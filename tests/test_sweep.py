@@ -22,6 +22,7 @@ from nanowire_utils.sweep.results import (
     best_of_n_optimism,
     load_results,
     noise_band,
+    preset_drift_summary,
     selection_table,
     side_by_side,
     single_parameter_effects,
@@ -331,6 +332,10 @@ def test_mismatched_table_and_folder_are_refused(smoke_sweep, tmp_path):
         load_results(tampered, sweep="table1")
     loose = load_results(tampered, sweep="table1", strict=False)
     assert any("SOLVER.WEIGHT_DECAY" in d for d in loose.attrs["config_drift"])
+    drift = preset_drift_summary(loose)  # the values themselves, one pair per key
+    assert list(drift) == ["SOLVER.WEIGHT_DECAY"] and drift["SOLVER.WEIGHT_DECAY"][0] == 0.5
+    assert drift["SOLVER.WEIGHT_DECAY"][1] == TrainConfig.from_preset("smoke")["SOLVER.WEIGHT_DECAY"] != 0.5
+    assert preset_drift_summary(load_results(csv, sweep="table1")) == {}
     # resuming the folder at another scale or with another sweep file is refused, naming it
     with pytest.raises(FileExistsError, match=r"scale: 'smoke' \(folder\) != 'cpu' \(now\)"):
         prepare_sweep_dir(out, "table1", "cpu")

@@ -310,7 +310,9 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
     strict : bool
         Also refuse a table whose runs trained with another full configuration than the
         sweep file and today's presets give (e.g. the ``cpu`` preset changed since). With
-        False, such differences are returned in ``df.attrs["config_drift"]`` (and logged).
+        False, such differences are returned in ``df.attrs["config_drift"]`` (one sentence
+        per run and key, also logged) and ``df.attrs["config_drift_by_key"]`` (``{key: (value
+        when trained, value now)}``, see :func:`preset_drift_summary`).
 
     Returns
     -------
@@ -336,6 +338,7 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
         df.index.name = None
     df.attrs["provenance"] = prov
     df.attrs["config_drift"] = []
+    df.attrs["config_drift_by_key"] = {}
     if scale is not None and prov.get("scale") != scale:
         raise ValueError(f"{p} is a table of scale {prov.get('scale')!r}, not {scale!r}")
     if sweep is None:
@@ -365,12 +368,13 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
         raise ValueError(
             f"{p} does not match sweep {sw.name!r} at scale {prov['scale']!r}: " + "; ".join(problems[:10])
         )
-    drift = []
+    drift, by_key = [], {}
     base = prov.get("preset_config", {})
     for rid in df.index:
         recorded = {**base, **prov.get("run_configs", {}).get(rid, {})}
         for k, (was, now) in config_diff(recorded, plan[rid].config, skip=("_",)).items():
             drift.append(f"run {rid}: {k} = {was!r} when trained, {now!r} now")
+            by_key.setdefault(k, (was, now))
     if drift and strict:
         raise ValueError(
             f"{p} was made with another configuration than sweep {sw.name!r} gives today: "
@@ -381,20 +385,16 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
     if drift:
         log.warning("%s: %d configuration values differ from today's (first: %s)", p, len(drift), drift[0])
     df.attrs["config_drift"] = drift
+    df.attrs["config_drift_by_key"] = by_key
     return df
 
 
 # --------------------------------------------------------------------------- analyses
 def preset_drift_summary(df) -> dict:
-    """``{key: (when trained, now)}`` of the configuration drift of :func:`load_results`
-    (``strict=False``), one entry per key (the same for every run when a preset changed)."""
-    out = {}
-    for line in df.attrs.get("config_drift", []):
-        _, rest = line.split(": ", 1)
-        key, vals = rest.split(" = ", 1)
-        was, now = vals.split(" when trained, ")
-        out.setdefault(key, (was, now.removesuffix(" now")))
-    return out
+    """``{key: (value when trained, value now)}`` of the configuration drift of
+    :func:`load_results` (``strict=False``), one entry per key (the first run's: a changed
+    preset gives every run the same pair); empty when nothing drifted."""
+    return dict(df.attrs.get("config_drift_by_key", {}))
 
 
 def side_by_side(df, metric_bbox: str = "test_bbox_AP", metric_segm: str = "test_segm_AP"):
