@@ -382,6 +382,20 @@ def test_zoo_base_is_the_model_zoo_config():
 
 @needs_d2
 @pytest.mark.detectron2
+def test_mask_loss_weight_reaches_detectron2s_mask_head():
+    """MODEL.ROI_MASK_HEAD.LOSS_WEIGHT has no detectron2 config key: the trainer sets it on the
+    mask head it builds, whose loss it multiplies."""
+    trainer_cls = d2e.make_trainer_class()
+    for w in (1.0, 2.5):
+        vocab = _tiny_cfg().replace(**{"MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": w})
+        trainer_cls.vocab = vocab
+        model = trainer_cls.build_model(d2e.build_detectron2_cfg(vocab, device="cpu"))
+        assert model.roi_heads.mask_head.loss_weight == w
+    assert "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT" not in d2c.detectron2_config_dict(vocab)
+
+
+@needs_d2
+@pytest.mark.detectron2
 def test_build_cfg_and_mapper(tiny_data):
     d2cfg = d2e.build_detectron2_cfg(_tiny_cfg(), device="cpu")
     assert d2cfg.MODEL.RESNETS.NORM == "GN" and d2cfg.MODEL.BACKBONE.FREEZE_AT == 0  # the smoke preset's norm

@@ -112,6 +112,25 @@ def test_same_seed_same_model_and_schedule_in_iterations(toy, tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
+def test_mask_loss_weight_scales_the_mask_loss_in_the_total(toy, tmp_path):
+    """MODEL.ROI_MASK_HEAD.LOSS_WEIGHT: the first step (same seed, weights and batch) logs the
+    weighted mask loss and adds it, not the unweighted one, to the total."""
+    first = {}
+    for w in (1.0, 3.0):
+        run = train(
+            _cfg(**{"SOLVER.MAX_ITER": 1, "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": w}),
+            toy,
+            tmp_path / f"w{w}",
+            progress=False,
+        )
+        first[w] = next(r for r in read_metrics(run.run_dir) if r["kind"] == "train" and r["iteration"] == 1)
+    assert first[3.0]["loss_mask"] == pytest.approx(3 * first[1.0]["loss_mask"], rel=1e-4)
+    assert first[3.0]["loss"] - first[1.0]["loss"] == pytest.approx(2 * first[1.0]["loss_mask"], rel=1e-3)
+    assert first[3.0]["loss_classifier"] == pytest.approx(first[1.0]["loss_classifier"], rel=1e-5)
+    with pytest.raises(ValueError, match="LOSS_WEIGHT"):
+        _cfg(**{"MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": 0})
+
+
 def test_time_budget_stops_cleanly(toy, tmp_path):
     run = tmp_path / "run"
     result = train(

@@ -195,6 +195,7 @@ KEYS: tuple[Key, ...] = (
     Key("MODEL.ROI_MASK_HEAD.CONV_DIM", 256, _INT_POS, "MaskRCNNHeads layers width", "Their channels."),
     Key("MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", 14, _INT_POS, "MultiScaleRoIAlign(output_size) of mask_roi_pool", "ROIAlign output of the mask head; the predicted mask is twice this (14 -> 28 x 28)."),
     Key("MODEL.ROI_MASK_HEAD.NORM", "", _choice("", "GN", "BN"), "MaskRCNNHeads(norm_layer)", "Normalisation in the mask head convolutions."),
+    Key("MODEL.ROI_MASK_HEAD.LOSS_WEIGHT", 1.0, _P, "project: loss_mask x LOSS_WEIGHT in the total loss (detectron2: mask_head.loss_weight)", "Weight of the mask loss in the total loss (1: Mask R-CNN's; the logged loss_mask is the weighted one).", True),
     # ---- input
     Key("INPUT.MIN_SIZE_TRAIN", [512], _seq(_INT_POS), "min_size (tuple: one picked at random per batch)", "Short side an image is resized to for training, pixels."),
     Key("INPUT.MAX_SIZE_TRAIN", 512, _INT_POS, "max_size (torchvision: one value for train and test; training images are resized by min size only, crops are never larger than this)", "Upper bound of the long side, pixels (torchvision uses one max_size for train and test: the larger of the two)."),

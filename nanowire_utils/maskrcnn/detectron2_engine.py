@@ -552,6 +552,13 @@ def make_trainer_class():
         weights_info: dict = {}
 
         @classmethod
+        def build_model(cls, cfg):
+            model = super().build_model(cfg)
+            # no detectron2 config key for it: its mask head multiplies its loss by this attribute
+            model.roi_heads.mask_head.loss_weight = float(_values(cls.vocab)["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"])
+            return model
+
+        @classmethod
         def build_train_loader(cls, cfg):
             return build_detection_train_loader(cfg, mapper=NanowireMapper(cls.vocab, is_train=True))
 

@@ -336,6 +336,8 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
         model.train()
         return m
 
+    mask_weight = cfg["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"]
+
     def step(batch, it: int) -> dict:
         images, targets = batch
         images = [im.to(device, non_blocking=True) for im in images]
@@ -346,6 +348,8 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
             ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
         with ctx:
             losses = ddp_model(images, targets)
+            if mask_weight != 1.0:
+                losses["loss_mask"] = losses["loss_mask"] * mask_weight
             loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(
