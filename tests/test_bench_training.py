@@ -80,3 +80,19 @@ def test_real_only_adds_the_real_image_scores(bench, curve_run):
     assert len(real["real"]) == 6 and sum(k.endswith("| as is") for k in real["real"]) == 3
     for row in real["real"].values():
         assert 0 <= row["accuracy post"] <= 100
+
+
+def test_mask_quality_of_the_run(load_script, curve_run, tmp_path, capsys):
+    """benchmarks/bench_mask_quality.py on the smoke run: its model's per-wire IoUs beside the
+    ceiling of its mask grid and input scale."""
+    mq = load_script(SCRIPT.parent / "bench_mask_quality.py")
+    data, out = curve_run.parent / "data", tmp_path / "mq.json"
+    assert mq.main(["--data", str(data), "--out", str(out), f"smoke={curve_run / 'run_smoke'}"]) == 0
+    r = json.loads(out.read_text())["runs"]["smoke"]
+    assert r["mask_size"] == 28 and r["input_scale"] == 1.0 and r["iteration"] == 4
+    assert 0.5 < r["ceiling_iou"]["mean"] <= 1 and 0 < r["ceiling_segm_AP"] <= 100
+    assert r["model_mask_iou"]["n"] == r["ceiling_iou"]["n"] > 0
+    assert 0 <= r["model_mask_iou"]["mean"] <= 1 and 0 <= r["model_box_iou"]["mean"] <= 1
+    assert "| smoke |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="LABEL=RUN_DIR"):
+        mq.main(["--data", str(data), "--out", str(out), str(curve_run)])

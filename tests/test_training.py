@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from nanowire_utils.instances import Instances
 from nanowire_utils.maskrcnn.config import TrainConfig
 from nanowire_utils.maskrcnn.engine import read_checkpoint, read_metrics, train
-from nanowire_utils.maskrcnn.evaluate import evaluate_split, table1_row
+from nanowire_utils.maskrcnn.evaluate import evaluate_split, mask_ceiling, matched_ious, table1_row
 from nanowire_utils.maskrcnn.loading import augment, load_split, make_toy_dataset, read_image, record_instances
 from nanowire_utils.maskrcnn.trainer import WarmupStepSchedule
 from nanowire_utils.viz.training import plot_training_curves
@@ -206,6 +207,33 @@ def test_evaluate_split_with_perfect_predictor(toy):
     m = evaluate_split(lambda image: by_pixels[image.tobytes()], toy, "test", progress=False)
     assert m["segm"]["AP"] == pytest.approx(100.0) and m["bbox"]["AP"] == pytest.approx(100.0)
     assert m["n_images"] == 2
+
+
+def test_matched_ious_and_the_mask_ceiling(toy):
+    """Per-wire mask and box IoU of a model, and the segm AP a perfect mask head could reach."""
+    _, records = load_split(toy, "test")
+    by_pixels = {read_image(r.path).tobytes(): record_instances(r) for r in records}
+    perfect = matched_ious(lambda image: by_pixels[image.tobytes()], toy, "test")
+    n_wires = sum(len(r.annotations) for r in records)
+    assert perfect["mask"]["n"] == perfect["box"]["n"] == n_wires > 0
+    assert perfect["mask"]["mean"] == pytest.approx(1.0) and perfect["box"]["above_0.9"] == pytest.approx(1.0)
+
+    def shifted(image):  # every mask moved 3 px right, boxes kept: the masks, not the boxes, are off
+        inst = by_pixels[image.tobytes()]
+        return Instances(np.roll(inst.masks, 3, axis=2), inst.boxes, inst.scores)
+
+    off = matched_ious(shifted, toy, "test")
+    assert off["mask"]["mean"] < 0.95 and off["box"]["mean"] == pytest.approx(1.0)
+    assert matched_ious(lambda image: Instances.empty(image.shape), toy, "test")["mask"]["mean"] == 0.0
+
+    fine = mask_ceiling(toy, "test", mask_size=8, input_scale=1.0)
+    assert fine["iou"]["n"] == n_wires and fine["n_images"] == 2 and fine["iou"]["mean"] > 0.9
+    assert 0 < fine["segm"]["AP"] <= 100
+    # a coarser mask grid, or a model that halves its input, loses outline detail of any mask
+    assert mask_ceiling(toy, "test", mask_size=2)["iou"]["mean"] < fine["iou"]["mean"] - 0.05
+    assert mask_ceiling(toy, "test", mask_size=8, input_scale=0.5)["iou"]["mean"] < fine["iou"]["mean"] - 0.01
+    with pytest.raises(ValueError, match="mask_size"):
+        mask_ceiling(toy, "test", mask_size=0)
 
 
 @pytest.mark.slow

@@ -164,3 +164,145 @@ def table1_row(metrics: dict, cfg, n_images: int | None = None) -> dict:
         "AP bbox": round(metrics["bbox"]["AP"], 3),
         "AP segm": round(metrics["segm"]["AP"], 3),
     }
+
+
+def mask_ceiling(
+    data_dir, split: str = "test", mask_size: int = 28, input_scale: float = 1.0, max_images: int = 0
+) -> dict:
+    """The segm AP a perfect mask head would reach: the reference masks passed through Mask
+    R-CNN's mask representation and scored like predictions.
+
+    Each reference mask is resized by ``input_scale`` (as the model's transform resizes its
+    targets), sampled to ``mask_size`` x ``mask_size`` over its own box with ROIAlign (as
+    torchvision makes mask targets), pasted back into the full image and thresholded at 0.5
+    (as predictions are). What this loses is lost by any model with that head and input scale.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The dataset folder (synthetic layout).
+    split : str
+        The split scored.
+    mask_size : int
+        Side of the predicted mask, pixels (torchvision and detectron2: 28 =
+        2 x ``ROI_MASK_HEAD.POOLER_RESOLUTION``).
+    input_scale : float
+        The model's input scale (:func:`nanowire_utils.maskrcnn.engine.model_input_scale`).
+    max_images : int
+        The first N images only (0: all).
+
+    Returns
+    -------
+    dict
+        ``{"segm": COCO metrics (percent), "iou": per-wire summary (see :func:`iou_summary`),
+        "n_images", "mask_size", "input_scale"}``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+    from torchvision.ops import roi_align
+
+    from nanowire_utils.instances import Instances
+    from nanowire_utils.maskrcnn.loading import record_instances
+    from nanowire_utils.real.evaluation import coco_metrics
+
+    if mask_size < 1 or not input_scale > 0:
+        raise ValueError(f"mask_size must be >= 1 and input_scale > 0, got {mask_size} and {input_scale}")
+    coco, records = load_split(data_dir, split)
+    records = records[:max_images] if max_images else records
+    results, ious = [], []
+    for rec in records:
+        ref = record_instances(rec)
+        if len(ref) == 0:
+            continue
+        masks = torch.from_numpy(np.asarray(ref.masks, np.float32))
+        boxes = torch.from_numpy(np.asarray(ref.boxes, np.float32))
+        if input_scale != 1:
+            size = (max(1, round(rec.height * input_scale)), max(1, round(rec.width * input_scale)))
+            small = F.interpolate(masks[:, None], size=size)[:, 0]
+        else:
+            small = masks
+        rois = torch.cat([torch.arange(len(boxes), dtype=torch.float32)[:, None], boxes * input_scale], 1)
+        grid = roi_align(small[:, None], rois, (mask_size, mask_size), 1.0)
+        pasted = paste_masks_in_image(grid, boxes, (rec.height, rec.width))[:, 0].numpy() >= 0.5
+        inst = Instances(pasted, np.asarray(ref.boxes), np.ones(len(ref), np.float32))
+        results += instances_to_coco_results(inst, rec.image_id)
+        inter = (pasted & ref.masks).sum((1, 2))
+        union = (pasted | ref.masks).sum((1, 2))
+        ious += list(inter / np.maximum(union, 1))
+    metrics = coco_metrics(_subset_gt(coco, [r.image_id for r in records]), results, ("segm",))
+    return {
+        "segm": metrics["segm"],
+        "iou": iou_summary(ious),
+        "n_images": len(records),
+        "mask_size": mask_size,
+        "input_scale": input_scale,
+    }
+
+
+def iou_summary(ious, thresholds=(0.5, 0.75, 0.9)) -> dict:
+    """Mean and fractions above thresholds of per-wire IoUs (one number per reference wire)."""
+    x = np.asarray(ious, np.float64)
+    out = {"n": int(x.size), "mean": float(x.mean()) if x.size else float("nan")}
+    out.update({f"above_{t:g}": float((x > t).mean()) if x.size else float("nan") for t in thresholds})
+    return out
+
+
+def matched_ious(predictor, data_dir, split: str = "test", max_images: int = 0, score_thresh: float = 0.5) -> dict:
+    """How good a model's masks and boxes are, wire by wire: for each reference wire, the mask
+    IoU of the detection whose mask overlaps it most, and that detection's box IoU.
+
+    Separates the two things segm AP mixes: a box IoU well above the mask IoU says the masks,
+    not the detections, hold segm AP back.
+
+    Parameters
+    ----------
+    predictor : callable
+        ``image (H, W) float in [0, 1] -> Instances``, e.g. from
+        :func:`nanowire_utils.maskrcnn.engine.load_predictor`.
+    data_dir : str or os.PathLike
+        The dataset folder (synthetic layout).
+    split : str
+        The split scored.
+    max_images : int
+        The first N images only (0: all).
+    score_thresh : float
+        Detections scoring below are ignored.
+
+    Returns
+    -------
+    dict
+        ``{"mask": iou_summary, "box": iou_summary, "n_images"}``; a wire no detection
+        overlaps counts 0 in both.
+    """
+    from nanowire_utils.maskrcnn.loading import record_instances
+    from nanowire_utils.real.evaluation import mask_iou
+
+    _, records = load_split(data_dir, split)
+    records = records[:max_images] if max_images else records
+    mask_ious, box_ious = [], []
+    for rec in records:
+        ref = record_instances(rec)
+        if len(ref) == 0:
+            continue
+        pred = predictor(read_image(rec.path))
+        keep = np.asarray(pred.scores) >= score_thresh
+        pm, pb = np.asarray(pred.masks)[keep], np.asarray(pred.boxes)[keep]
+        if len(pm) == 0:
+            mask_ious += [0.0] * len(ref)
+            box_ious += [0.0] * len(ref)
+            continue
+        m = mask_iou(pm, ref.masks)  # (P, R)
+        b = _box_iou(pb, np.asarray(ref.boxes))
+        best = m.argmax(0)
+        cols = np.arange(len(ref))
+        mask_ious += list(m[best, cols])
+        box_ious += list(np.where(m[best, cols] > 0, b[best, cols], 0.0))
+    return {"mask": iou_summary(mask_ious), "box": iou_summary(box_ious), "n_images": len(records)}
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import torch
+    from torchvision.ops import box_iou
+
+    return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
