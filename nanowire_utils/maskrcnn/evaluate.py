@@ -241,7 +241,21 @@ def mask_ceiling(
 
 
 def iou_summary(ious, thresholds=(0.5, 0.75, 0.9)) -> dict:
-    """Mean and fractions above thresholds of per-wire IoUs (one number per reference wire)."""
+    """Mean of per-wire IoUs and the fractions of wires above thresholds.
+
+    Parameters
+    ----------
+    ious : sequence of float
+        One IoU in [0, 1] per reference wire.
+    thresholds : tuple of float
+        IoU levels whose exceedance fraction is reported.
+
+    Returns
+    -------
+    dict
+        ``{"n": wires, "mean": mean IoU, "above_<t>": fraction of wires with IoU > t}`` (NaN
+        for an empty sequence).
+    """
     x = np.asarray(ious, np.float64)
     out = {"n": int(x.size), "mean": float(x.mean()) if x.size else float("nan")}
     out.update({f"above_{t:g}": float((x > t).mean()) if x.size else float("nan") for t in thresholds})
