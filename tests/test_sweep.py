@@ -336,6 +336,11 @@ def test_mismatched_table_and_folder_are_refused(smoke_sweep, tmp_path):
     assert list(drift) == ["SOLVER.WEIGHT_DECAY"] and drift["SOLVER.WEIGHT_DECAY"][0] == 0.5
     assert drift["SOLVER.WEIGHT_DECAY"][1] == TrainConfig.from_preset("smoke")["SOLVER.WEIGHT_DECAY"] != 0.5
     assert preset_drift_summary(load_results(csv, sweep="table1")) == {}
+    # a key the vocabulary gained after the table was made counts at its default (old behaviour)
+    prov = json.loads((out / "results.provenance.json").read_text())
+    del prov["preset_config"]["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"]
+    (tmp_path / "results.provenance.json").write_text(json.dumps(prov))
+    assert preset_drift_summary(load_results(tampered, sweep="table1")) == {}
     # resuming the folder at another scale or with another sweep file is refused, naming it
     with pytest.raises(FileExistsError, match=r"scale: 'smoke' \(folder\) != 'cpu' \(now\)"):
         prepare_sweep_dir(out, "table1", "cpu")
