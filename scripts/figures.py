@@ -35,8 +35,10 @@ README_PHRASES = (
     "{gen_analytic_over_voxel}× the voxel path",
     "peak memory flat ({gen_peak_mib} MiB for 100 and for 1000 images)",
     "bbox AP {cpu_bbox_ap} / segm AP {cpu_segm_ap} after its {cpu_iterations} iterations ({cpu_minutes} minutes",
-    "the same model trained for {cpu_long_iterations} iterations (`cpu-long`) reached bbox AP {cpu_long_bbox_ap} / "
-    "segm AP {cpu_long_segm_ap} after {cpu_long_minutes} minutes",
+    "The preset before it (no normalisation in the FPN and mask head, mask loss unweighted) reached "
+    "bbox AP {cpu_v3_bbox_ap} / segm AP {cpu_v3_segm_ap} after {cpu_v3_minutes} minutes",
+    "that model trained for {cpu_long_iterations} iterations (`cpu-long`, measured before the preset changed) reached "
+    "bbox AP {cpu_long_bbox_ap} / segm AP {cpu_long_segm_ap} after {cpu_long_minutes} minutes",
     "reached bbox AP {cpu_v2_bbox_ap} / segm AP {cpu_v2_segm_ap} after {cpu_v2_minutes} minutes",
     "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
     "the paper's GPU models: {paper_bbox_ap} / {paper_segm_ap}",
@@ -57,6 +59,9 @@ def _load(rel: str) -> dict:
     return json.loads(path.read_text())
 
 
+#: The benchmark run of the current ``cpu`` preset (its figures are the ``cpu_*`` ones).
+CPU_PRESET_RESULTS = "training_v3/gn_fpn_mask_w3/bench_training.json"
+
 #: Figure-name suffix -> the row label of the real-image scores (``bench_training.py --real``).
 REAL_ROWS = {"est": "estimated scale", "asis": "as is"}
 
@@ -69,7 +74,8 @@ def figures() -> dict[str, str]:
     dict of str to str
         Generation throughput (``gen_*``), the ``cpu`` preset's final synthetic test AP,
         iterations, training minutes and seconds per iteration of its training loop on the
-        reference machine (``cpu_*``, from ``training_v3/half_scale_gn/bench_training.json``),
+        reference machine (``cpu_*``, from :data:`CPU_PRESET_RESULTS`), the same for the preset
+        before it (``cpu_v3_*``, ``training_v3/half_scale_gn``),
         the same for the ``cpu-long`` preset (``cpu_long_*``, from
         ``training_v3/cpu_long/bench_training.json``), the mean post-processed segm AP of each
         on the three real images at the estimated scale and as is (``cpu_real_est``,
@@ -96,8 +102,10 @@ def figures() -> dict[str, str]:
     last = train["curve"]["points"][-1]
     v2 = _load("training_v2/bench_training.json")
     v2_final = v2["curve"]["points"][-1]
-    v3 = _load("training_v3/half_scale_gn/bench_training.json")
+    v3 = _load(CPU_PRESET_RESULTS)
     final = v3["curve"]["points"][-1]
+    before = _load("training_v3/half_scale_gn/bench_training.json")
+    before_final = before["curve"]["points"][-1]
     long = _load("training_v3/cpu_long/bench_training.json")
     long_final = long["curve"]["points"][-1]
     eng = {r["engine"]: r for r in _load("engines_v2/bench_engines.json")["runs"]}
@@ -145,6 +153,12 @@ def figures() -> dict[str, str]:
         "cpu_iters_per_s": f"{final['iteration'] / (final['minutes'] * 60):.2f}",
         "cpu_s_per_iter": f"{final['minutes'] * 60 / final['iteration']:.2f}",
         "inference_s": f"{v3['inference']['s_per_image']:.2f}",
+        "cpu_v3_bbox_ap": f"{before_final['bbox_AP']:.1f}",
+        "cpu_v3_segm_ap": f"{before_final['segm_AP']:.1f}",
+        "cpu_v3_minutes": f"{before_final['minutes']:.0f}",
+        "cpu_v3_iterations": str(before_final["iteration"]),
+        "cpu_v3_inference_s": f"{before['inference']['s_per_image']:.2f}",
+        **{f"cpu_v3_real_{k}": f"{mean_over_images(before['real']['real'], how):.1f}" for k, how in REAL_ROWS.items()},
         "cpu_long_bbox_ap": f"{long_final['bbox_AP']:.1f}",
         "cpu_long_segm_ap": f"{long_final['segm_AP']:.1f}",
         "cpu_long_minutes": f"{long_final['minutes']:.0f}",

@@ -68,23 +68,20 @@ def test_amp_only_on_cuda(preset):
 
 def test_scratch_uses_the_vocabulary_norms_and_freeze_at_0():
     """Architecture parity: from scratch both engines use the norms the vocabulary names."""
-    cfg = TrainConfig.from_preset("cpu")  # from scratch, ResNet-18 with GroupNorm, no norm in FPN/heads
+    cfg = TrainConfig.from_preset("cpu")  # from scratch: GroupNorm in backbone, FPN and mask head
     assert cfg["MODEL.WEIGHTS"] == ""
     d = d2c.detectron2_overrides(cfg, device="cpu")
     assert d["MODEL.RESNETS.NORM"] == cfg["MODEL.RESNETS.NORM"] == "GN"
     bn = TrainConfig.from_preset("cpu", {"MODEL.RESNETS.NORM": "BN"})  # trainable BN maps as itself
     assert d2c.detectron2_overrides(bn, device="cpu")["MODEL.RESNETS.NORM"] == "BN"
-    assert d["MODEL.FPN.NORM"] == cfg["MODEL.FPN.NORM"] == ""
-    assert d["MODEL.ROI_MASK_HEAD.NORM"] == cfg["MODEL.ROI_MASK_HEAD.NORM"] == ""
+    assert d["MODEL.FPN.NORM"] == cfg["MODEL.FPN.NORM"] == "GN"
+    assert d["MODEL.ROI_MASK_HEAD.NORM"] == cfg["MODEL.ROI_MASK_HEAD.NORM"] == "GN"
     assert d["MODEL.ROI_BOX_HEAD.NORM"] == cfg["MODEL.ROI_BOX_HEAD.NORM"] == ""
     assert d["MODEL.BACKBONE.FREEZE_AT"] == 0
-    # detectron2's scratch recipe (GN everywhere) is a choice of keys, the same in both engines
-    gn = TrainConfig.from_preset(
-        "cpu",
-        {"MODEL.RESNETS.NORM": "GN", "MODEL.FPN.NORM": "GN", "MODEL.ROI_MASK_HEAD.NORM": "GN"},
-    )
-    dg = d2c.detectron2_overrides(gn, device="cpu")
-    assert (dg["MODEL.RESNETS.NORM"], dg["MODEL.FPN.NORM"], dg["MODEL.ROI_MASK_HEAD.NORM"]) == ("GN", "GN", "GN")
+    # no norm in the FPN and heads is a choice of keys too, the same in both engines
+    plain = TrainConfig.from_preset("cpu", {"MODEL.FPN.NORM": "", "MODEL.ROI_MASK_HEAD.NORM": ""})
+    dp = d2c.detectron2_overrides(plain, device="cpu")
+    assert (dp["MODEL.RESNETS.NORM"], dp["MODEL.FPN.NORM"], dp["MODEL.ROI_MASK_HEAD.NORM"]) == ("GN", "", "")
     assert d["MODEL.ROI_BOX_HEAD.NUM_CONV"] == cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"]  # head shapes are the vocabulary's
     assert d["MODEL.RESNETS.STRIDE_IN_1X1"] is False
     assert d["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64  # ResNet-18/34 need it in detectron2
