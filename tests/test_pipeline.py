@@ -89,6 +89,15 @@ def test_preset_drift_names_the_model_keys_that_changed(tmp_path):
     cfg["INPUT.MIN_SIZE_TEST"] = now + 1
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     assert pipeline.preset_drift(tmp_path, "cpu") == {"INPUT.MIN_SIZE_TEST": (now + 1, now)}
+    # a run older than a key counts at that key's default: drift only where the preset moved away
+    del cfg["INPUT.MIN_SIZE_TEST"], cfg["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"], cfg["SOLVER.WEIGHT_DECAY_NORM"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    weight = TrainConfig.from_preset("cpu")["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"]
+    assert weight != 1.0 and TrainConfig.from_preset("cpu")["SOLVER.WEIGHT_DECAY_NORM"] == 0.0
+    assert pipeline.preset_drift(tmp_path, "cpu") == {
+        "INPUT.MIN_SIZE_TEST": (512, now),
+        "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": (1.0, weight),
+    }
 
 
 @pytest.mark.slow
