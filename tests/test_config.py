@@ -152,3 +152,8 @@ def test_config_diff_names_what_changed_and_tolerates_csv_text():
     now = {"MODEL.RPN.IOU_THRESHOLDS": [0.3, 0.7], "SOLVER.BASE_LR": 0.3, "NEW.KEY": 2}
     assert config_diff(recorded, now) == {"NEW.KEY": (None, 2), "OLD.KEY": (1, None)}
     assert config_diff(recorded, now, common_only=True) == {}
+    # a vocabulary key recorded before it existed counts at its default: drift only off it
+    old = {k: v for k, v in cpu.items() if k != "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"}
+    assert "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT" not in config_diff(old, cpu, common_only=True)
+    assert config_diff(old, cpu, fill_defaults=True) == {"MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": (1.0, 3.0)}
+    assert config_diff(old, {**cpu, "MODEL.ROI_MASK_HEAD.LOSS_WEIGHT": 1.0}, fill_defaults=True) == {}

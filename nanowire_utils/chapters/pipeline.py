@@ -266,15 +266,14 @@ def preset_drift(run, preset: str) -> dict:
     """
     import json
 
-    from nanowire_utils.maskrcnn.config import DEFAULTS, TrainConfig, config_diff
+    from nanowire_utils.maskrcnn.config import TrainConfig, config_diff
 
     path = Path(run) / "config.json"
     if not path.is_file():
         return {}
-    # a key added to the vocabulary after the run counts at its default (the behaviour it had)
-    trained = {**DEFAULTS, **json.loads(path.read_text())}
+    trained = json.loads(path.read_text())
     now = TrainConfig.from_preset(preset).to_dict()
-    return config_diff(trained, now, skip=_BOOKKEEPING, common_only=True)
+    return config_diff(trained, now, skip=_BOOKKEEPING, common_only=True, fill_defaults=True)
 
 
 def checkpoint_info(checkpoint) -> dict:

@@ -21,8 +21,8 @@ Scale presets (:data:`PRESETS`, :meth:`TrainConfig.from_preset`):
     Seconds on a CPU, for tests and CI: 128 px images, ResNet-18, a few iterations.
 ``cpu``
     Teaching scale for a 2-core laptop, about 30 minutes: ResNet-18 + FPN 128 with GroupNorm
-    (backbone, FPN and mask head), light heads, the mask loss weighted 3x, thin-wire anchors (aspect ratios 0.25-4), whole 512 px images resized to
-    256 px inside the model (for training, testing and every image it segments:
+    (backbone, FPN and mask head), light heads, the mask loss weighted 3x, thin-wire anchors
+    (aspect ratios 0.25-4), whole 512 px images resized to 256 px inside the model (for training, testing and every image it segments:
     :func:`nanowire_utils.maskrcnn.engine.model_input_scale` is 0.5), batch 4, LR 0.02,
     bfloat16 autocast on CPU,
     1500 iterations with the LR drop at 1200 (a schedule in iterations: the same seed gives
@@ -330,7 +330,9 @@ def same_value(a, b) -> bool:
     return a == b
 
 
-def config_diff(recorded: dict, now: dict, skip: tuple[str, ...] = (), common_only: bool = False) -> dict:
+def config_diff(
+    recorded: dict, now: dict, skip: tuple[str, ...] = (), common_only: bool = False, fill_defaults: bool = False
+) -> dict:
     """Keys whose value differs between a recorded configuration and today's.
 
     Used to tell a reader that a model or a results table was made with an earlier preset.
@@ -345,6 +347,10 @@ def config_diff(recorded: dict, now: dict, skip: tuple[str, ...] = (), common_on
         Key prefixes not compared (bookkeeping such as ``"TEST."``).
     common_only : bool
         Compare only keys present in both (a key added to the presets since is then no drift).
+    fill_defaults : bool
+        A vocabulary key the recorded configuration lacks (one added after it was recorded)
+        counts at its default (:data:`DEFAULTS`), the behaviour the run had: it drifts only
+        where ``now`` moved it away from that default.
 
     Returns
     -------
@@ -352,6 +358,8 @@ def config_diff(recorded: dict, now: dict, skip: tuple[str, ...] = (), common_on
         ``{key: (recorded value, value now)}``, sorted by key; a key missing on one side has
         ``None`` there.
     """
+    if fill_defaults:
+        recorded = {**DEFAULTS, **recorded}
     keys = set(recorded) & set(now) if common_only else set(recorded) | set(now)
     return {
         k: (recorded.get(k), now.get(k))

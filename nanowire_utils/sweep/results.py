@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from nanowire_utils.coco import write_json_atomic
-from nanowire_utils.maskrcnn.config import DEFAULTS, config_diff, same_value
+from nanowire_utils.maskrcnn.config import config_diff, same_value
 from nanowire_utils.paper import AP_KEYS, MODALITIES
 
 log = logging.getLogger(__name__)
@@ -371,9 +371,8 @@ def load_results(path, sweep=None, scale: str | None = None, strict: bool = True
     drift, by_key = [], {}
     base = prov.get("preset_config", {})
     for rid in df.index:
-        # a key added to the vocabulary since has its default in the run (defaults keep old behaviour)
-        recorded = {**DEFAULTS, **base, **prov.get("run_configs", {}).get(rid, {})}
-        for k, (was, now) in config_diff(recorded, plan[rid].config, skip=("_",)).items():
+        recorded = {**base, **prov.get("run_configs", {}).get(rid, {})}
+        for k, (was, now) in config_diff(recorded, plan[rid].config, skip=("_",), fill_defaults=True).items():
             drift.append(f"run {rid}: {k} = {was!r} when trained, {now!r} now")
             by_key.setdefault(k, (was, now))
     if drift and strict:
