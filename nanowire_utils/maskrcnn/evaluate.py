@@ -40,6 +40,22 @@ def _subset_gt(coco: dict, image_ids) -> dict:
     }
 
 
+def _split_records(data_dir, split: str, max_images: int = 0):
+    """The COCO dict and the records of a split, the first ``max_images`` only (0: all)."""
+    coco, records = load_split(data_dir, split)
+    return coco, (records[:max_images] if max_images else records)
+
+
+def _annotated(records):
+    """``(record, reference Instances)`` of the records that hold at least one wire."""
+    from nanowire_utils.maskrcnn.loading import record_instances
+
+    for rec in records:
+        ref = record_instances(rec)
+        if len(ref):
+            yield rec, ref
+
+
 def evaluate_split(
     predictor, data_dir, split: str = "test", max_images: int = 0, progress: bool = True, device=None
 ) -> dict:
@@ -81,9 +97,7 @@ def evaluate_split(
 
     from nanowire_utils.real.evaluation import coco_metrics
 
-    coco, records = load_split(data_dir, split)
-    if max_images:
-        records = records[:max_images]
+    coco, records = _split_records(data_dir, split, max_images)
     if isinstance(predictor, (str, os.PathLike)):
         from nanowire_utils.maskrcnn.engine import checkpoint_engine, load_predictor, read_checkpoint
 
@@ -203,18 +217,13 @@ def mask_ceiling(
     from torchvision.ops import roi_align
 
     from nanowire_utils.instances import Instances
-    from nanowire_utils.maskrcnn.loading import record_instances
     from nanowire_utils.real.evaluation import coco_metrics
 
     if mask_size < 1 or not input_scale > 0:
         raise ValueError(f"mask_size must be >= 1 and input_scale > 0, got {mask_size} and {input_scale}")
-    coco, records = load_split(data_dir, split)
-    records = records[:max_images] if max_images else records
+    coco, records = _split_records(data_dir, split, max_images)
     results, ious = [], []
-    for rec in records:
-        ref = record_instances(rec)
-        if len(ref) == 0:
-            continue
+    for rec, ref in _annotated(records):
         masks = torch.from_numpy(np.asarray(ref.masks, np.float32))
         boxes = torch.from_numpy(np.asarray(ref.boxes, np.float32))
         if input_scale != 1:
@@ -289,16 +298,11 @@ def matched_ious(predictor, data_dir, split: str = "test", max_images: int = 0, 
         ``{"mask": iou_summary, "box": iou_summary, "n_images"}``; a wire no detection
         overlaps counts 0 in both.
     """
-    from nanowire_utils.maskrcnn.loading import record_instances
     from nanowire_utils.real.evaluation import mask_iou
 
-    _, records = load_split(data_dir, split)
-    records = records[:max_images] if max_images else records
+    _, records = _split_records(data_dir, split, max_images)
     mask_ious, box_ious = [], []
-    for rec in records:
-        ref = record_instances(rec)
-        if len(ref) == 0:
-            continue
+    for rec, ref in _annotated(records):
         pred = predictor(read_image(rec.path))
         keep = np.asarray(pred.scores) >= score_thresh
         pm, pb = np.asarray(pred.masks)[keep], np.asarray(pred.boxes)[keep]
