@@ -393,6 +393,29 @@ def test_mask_loss_weight_reaches_detectron2s_mask_head():
 
 @needs_d2
 @pytest.mark.detectron2
+def test_adamw_reaches_detectron2s_optimizer():
+    """SOLVER.OPTIMIZER has no detectron2 config key: the trainer builds AdamW itself, with
+    detectron2's parameter groups (norm parameters at WEIGHT_DECAY_NORM) and gradient clipping;
+    SGD stays detectron2's own optimizer."""
+    import torch
+
+    trainer_cls = d2e.make_trainer_class()
+    for name, kind in (("SGD", torch.optim.SGD), ("AdamW", torch.optim.AdamW)):
+        vocab = _tiny_cfg().replace(
+            **{"SOLVER.OPTIMIZER": name, "SOLVER.WEIGHT_DECAY": 0.05, "SOLVER.CLIP_GRADIENTS.ENABLED": True}
+        )
+        trainer_cls.vocab = vocab
+        d2cfg = d2e.build_detectron2_cfg(vocab, device="cpu")
+        model = trainer_cls.build_model(d2cfg)
+        opt = trainer_cls.build_optimizer(d2cfg, model)
+        assert isinstance(opt, kind) and type(opt) is not kind  # detectron2's clipping subclass
+        assert {g["weight_decay"] for g in opt.param_groups} == {0.05, 0.0}
+        assert all(g["lr"] == vocab["SOLVER.BASE_LR"] for g in opt.param_groups)
+    assert "SOLVER.OPTIMIZER" not in d2c.detectron2_config_dict(vocab)
+
+
+@needs_d2
+@pytest.mark.detectron2
 def test_build_cfg_and_mapper(tiny_data):
     d2cfg = d2e.build_detectron2_cfg(_tiny_cfg(), device="cpu")
     assert d2cfg.MODEL.RESNETS.NORM == "GN" and d2cfg.MODEL.BACKBONE.FREEZE_AT == 0  # the smoke preset's norm

@@ -2,6 +2,7 @@
 DDP on gloo, data errors, evaluation and Table 1 rows."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from nanowire_utils.maskrcnn.config import TrainConfig
 from nanowire_utils.maskrcnn.engine import read_checkpoint, read_metrics, train
 from nanowire_utils.maskrcnn.evaluate import evaluate_split, mask_ceiling, matched_ious, table1_row
 from nanowire_utils.maskrcnn.loading import augment, load_split, make_toy_dataset, read_image, record_instances
-from nanowire_utils.maskrcnn.trainer import WarmupStepSchedule
+from nanowire_utils.maskrcnn.trainer import WarmupSchedule
 from nanowire_utils.viz.training import plot_training_curves
 
 SIZE = 96
@@ -162,13 +163,67 @@ def test_schedule_warmup_steps_and_budget():
             "SOLVER.STEPS": [80, 90],
         },
     )
-    s = WarmupStepSchedule(opt, cfg)
+    s = WarmupSchedule(opt, cfg)
     assert s.step(0) == pytest.approx(0.002) and s.step(5) == pytest.approx(0.011) and s.step(10) == pytest.approx(0.02)
     assert s.step(80) == pytest.approx(0.002) and s.step(95) == pytest.approx(0.0002)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0002)
-    timed = WarmupStepSchedule(opt, cfg, budget_s=100.0)
+    timed = WarmupSchedule(opt, cfg, budget_s=100.0)
     assert timed.step(20, elapsed_s=50) == pytest.approx(0.02)
     assert timed.step(21, elapsed_s=81) == pytest.approx(0.002)  # 81 % of the budget passes the 80 % step
+
+
+def test_cosine_schedule_follows_detectron2s_formula_and_the_budget():
+    """WarmupCosineLR: warmup, then BASE_LR x (1 + cos(pi it / MAX_ITER)) / 2, down to 0 at
+    MAX_ITER; with a budget, the elapsed share of it drives the cosine when it is ahead."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.02)
+    cfg = TrainConfig.from_preset(
+        "smoke",
+        **{
+            "SOLVER.LR_SCHEDULER_NAME": "WarmupCosineLR",
+            "SOLVER.BASE_LR": 0.02,
+            "SOLVER.WARMUP_ITERS": 10,
+            "SOLVER.WARMUP_FACTOR": 0.1,
+            "SOLVER.MAX_ITER": 100,
+            "SOLVER.STEPS": [80],
+        },
+    )
+    s = WarmupSchedule(opt, cfg)
+    cos = lambda it: 0.02 * 0.5 * (1 + math.cos(math.pi * it / 100))  # noqa: E731
+    assert s.step(0) == pytest.approx(0.002)
+    assert s.step(5) == pytest.approx(0.55 * cos(5))
+    assert s.step(50) == pytest.approx(0.01)
+    assert s.step(80) == pytest.approx(cos(80))  # no step at 80: STEPS and GAMMA are unused
+    assert s.step(100) == pytest.approx(0.0, abs=1e-12)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    timed = WarmupSchedule(opt, cfg, budget_s=100.0)
+    assert timed.step(20, elapsed_s=50) == pytest.approx(0.01)  # half the budget: half the cosine
+    assert timed.step(21, elapsed_s=10) == pytest.approx(0.01)  # never back up
+    resumed = WarmupSchedule(opt, cfg, budget_s=100.0)
+    resumed.load_state_dict(timed.state_dict())
+    assert resumed.step(22, elapsed_s=0) == pytest.approx(0.01)
+    step_cfg = cfg.replace(**{"SOLVER.LR_SCHEDULER_NAME": "WarmupMultiStepLR"})
+    other = WarmupSchedule(opt, step_cfg)
+    other.load_state_dict(timed.state_dict())  # another schedule's progress does not carry over
+    assert other.step(22) == pytest.approx(0.02)
+
+
+def test_adamw_optimizer_trains_and_resumes(toy, tmp_path):
+    """SOLVER.OPTIMIZER=AdamW: the run's optimizer is AdamW with the configured LR and weight
+    decay (norm parameters at WEIGHT_DECAY_NORM), and a resumed run continues it exactly."""
+    cfg = _cfg(**{"SOLVER.OPTIMIZER": "AdamW", "SOLVER.BASE_LR": 2e-4, "SOLVER.WEIGHT_DECAY": 0.05})
+    train(cfg.replace(**{"SOLVER.MAX_ITER": 4}), toy, tmp_path / "full", progress=False)
+    ckpt = read_checkpoint(tmp_path / "full" / "model_final.pth")
+    groups = ckpt["optimizer"]["param_groups"]
+    assert {g["weight_decay"] for g in groups} == {0.05, 0.0} and all("amsgrad" in g for g in groups)
+    state = next(iter(ckpt["optimizer"]["state"].values()))
+    assert {"exp_avg", "exp_avg_sq"} <= set(state)  # Adam's moments, not SGD's momentum buffer
+    train(cfg.replace(**{"SOLVER.MAX_ITER": 2}), toy, tmp_path / "half", progress=False)
+    train(cfg.replace(**{"SOLVER.MAX_ITER": 4}), toy, tmp_path / "half", resume=True, progress=False)
+    resumed = read_checkpoint(tmp_path / "half" / "model_final.pth")
+    for k, v in ckpt["model"].items():
+        torch.testing.assert_close(v, resumed["model"][k], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="OPTIMIZER"):
+        _cfg(**{"SOLVER.OPTIMIZER": "Adam"})
 
 
 def test_augment_keeps_masks_on_the_image():

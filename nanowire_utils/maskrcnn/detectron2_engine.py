@@ -159,6 +159,7 @@ _MODULES = (
     "detectron2.engine",
     "detectron2.checkpoint",
     "detectron2.evaluation",
+    "detectron2.solver",
 )
 
 
@@ -522,13 +523,16 @@ def _checkpoint_extra(cfg, d2cfg, weights: dict | None = None) -> dict:
 def make_trainer_class():
     """The :class:`detectron2.engine.DefaultTrainer` subclass used here (built lazily so that
     this module imports without detectron2): our mapper for training and test loaders,
-    COCOEvaluator, checkpoints carrying ``engine``/``config``/``arch``/``weights`` and an
-    optional wall-clock budget (``SOLVER.MAX_MINUTES``)."""
+    COCOEvaluator, checkpoints carrying ``engine``/``config``/``arch``/``weights``, the mask loss
+    weight and AdamW of the vocabulary (``MODEL.ROI_MASK_HEAD.LOSS_WEIGHT``,
+    ``SOLVER.OPTIMIZER``) and an optional wall-clock budget (``SOLVER.MAX_MINUTES``)."""
     require_detectron2()
+    import torch
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import build_detection_test_loader, build_detection_train_loader
     from detectron2.engine import DefaultTrainer, HookBase
     from detectron2.evaluation import COCOEvaluator
+    from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
     class _Checkpointer(DetectionCheckpointer):
         extra: dict = {}
@@ -557,6 +561,21 @@ def make_trainer_class():
             # no detectron2 config key for it: its mask head multiplies its loss by this attribute
             model.roi_heads.mask_head.loss_weight = float(_values(cls.vocab)["MODEL.ROI_MASK_HEAD.LOSS_WEIGHT"])
             return model
+
+        @classmethod
+        def build_optimizer(cls, cfg, model):
+            if _values(cls.vocab)["SOLVER.OPTIMIZER"] != "AdamW":
+                return super().build_optimizer(cfg, model)
+            # detectron2's parameter groups and gradient clipping around AdamW (no config key for it)
+            params = get_default_optimizer_params(
+                model,
+                base_lr=cfg.SOLVER.BASE_LR,
+                weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+                bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+                weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+            )
+            optimizer = torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+            return maybe_add_gradient_clipping(cfg, optimizer)
 
         @classmethod
         def build_train_loader(cls, cfg):

@@ -49,7 +49,7 @@ from nanowire_utils.maskrcnn.trainer import (
     PeriodicEvaluator,
     TimeCap,
     Trainer,
-    WarmupStepSchedule,
+    WarmupSchedule,
     append_jsonl,
     atomic_torch_save,
     rng_state,
@@ -171,7 +171,8 @@ def _resume_checkpoint(cfg: TrainConfig, out_dir: Path, resume: bool, dist: Dist
 
 
 def _optimizer(model, cfg: TrainConfig):
-    """SGD with detectron2's parameter groups: normalisation parameters get WEIGHT_DECAY_NORM."""
+    """SGD (or AdamW, ``SOLVER.OPTIMIZER``) with detectron2's parameter groups: normalisation
+    parameters get WEIGHT_DECAY_NORM."""
     import torch
 
     norm_types = (torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.SyncBatchNorm, torch.nn.LayerNorm)
@@ -182,9 +183,12 @@ def _optimizer(model, cfg: TrainConfig):
         {"params": [p for p in params if id(p) in norm_params], "weight_decay": cfg["SOLVER.WEIGHT_DECAY_NORM"]},
     ]
     groups = [g for g in groups if g["params"]]
-    optimizer = torch.optim.SGD(
-        groups, lr=cfg["SOLVER.BASE_LR"], momentum=cfg["SOLVER.MOMENTUM"], nesterov=cfg["SOLVER.NESTEROV"]
-    )
+    if cfg["SOLVER.OPTIMIZER"] == "AdamW":
+        optimizer = torch.optim.AdamW(groups, lr=cfg["SOLVER.BASE_LR"])
+    else:
+        optimizer = torch.optim.SGD(
+            groups, lr=cfg["SOLVER.BASE_LR"], momentum=cfg["SOLVER.MOMENTUM"], nesterov=cfg["SOLVER.NESTEROV"]
+        )
     return optimizer, params
 
 
@@ -235,7 +239,7 @@ def _train(cfg, data_dir: Path, out_dir: Path, resume: bool, progress: bool, D: 
 
     optimizer, params = _optimizer(model, cfg)
     budget_s = cfg["SOLVER.MAX_MINUTES"] * 60.0
-    sched = WarmupStepSchedule(optimizer, cfg, budget_s)
+    sched = WarmupSchedule(optimizer, cfg, budget_s)
     use_amp = device.type == "cuda" and cfg["SOLVER.AMP.ENABLED"]
     use_bf16 = device.type == "cpu" and cfg["SOLVER.AMP.CPU_BF16"]
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

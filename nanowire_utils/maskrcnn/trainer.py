@@ -8,7 +8,7 @@ hooks were given:
 :class:`TimeCap`
     stops cleanly after a wall-clock budget (``SOLVER.MAX_MINUTES``) or a pause point.
 :class:`LRSchedule`
-    sets the learning rate of the step about to run (:class:`WarmupStepSchedule`).
+    sets the learning rate of the step about to run (:class:`WarmupSchedule`).
 :class:`MetricsWriter`
     averages the losses over a window, writes ``metrics.jsonl`` and drives the progress bar.
 :class:`PeriodicCheckpointer`
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -39,27 +40,37 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- schedule
-class WarmupStepSchedule:
-    """detectron2's WarmupMultiStepLR, with an optional wall-clock budget.
+class WarmupSchedule:
+    """detectron2's WarmupMultiStepLR or WarmupCosineLR, with an optional wall-clock budget.
 
-    The LR is ``BASE_LR x warmup(it) x GAMMA ** n``, ``n`` the number of steps passed. A
-    step ``s`` counts as passed at iteration ``s``, or, with a budget of ``budget_s``
-    seconds, once the elapsed time reaches ``s / MAX_ITER`` of the budget, whichever comes
-    first: a run cut short by its budget still gets its low-LR phase. Without a budget (the
-    presets) the schedule depends on iterations only, so a run is the same on any machine.
+    ``SOLVER.LR_SCHEDULER_NAME`` picks the shape after the warmup:
+
+    ``WarmupMultiStepLR``
+        ``BASE_LR x warmup(it) x GAMMA ** n``, ``n`` the number of ``SOLVER.STEPS`` passed.
+    ``WarmupCosineLR``
+        ``BASE_LR x warmup(it) x (1 + cos(pi x it / MAX_ITER)) / 2``: from ``BASE_LR`` down to 0
+        at ``MAX_ITER`` (detectron2's ``BASE_LR_END`` = 0); ``STEPS`` and ``GAMMA`` are unused.
+
+    With a budget of ``budget_s`` seconds, progress is the larger of ``it / MAX_ITER`` and the
+    elapsed share of the budget: a step ``s`` counts as passed at iteration ``s`` or at
+    ``s / MAX_ITER`` of the budget, and the cosine follows the same progress, so a run cut
+    short by its budget still gets its low-LR phase. Without a budget (the presets) the
+    schedule depends on iterations only, so a run is the same on any machine.
 
     Parameters
     ----------
     optimizer : torch.optim.Optimizer
         Its param groups get ``lr = initial_lr x factor``.
     cfg : TrainConfig
-        ``SOLVER.BASE_LR``, ``STEPS``, ``GAMMA``, ``WARMUP_*`` and ``MAX_ITER``.
+        ``SOLVER.BASE_LR``, ``LR_SCHEDULER_NAME``, ``STEPS``, ``GAMMA``, ``WARMUP_*`` and
+        ``MAX_ITER``.
     budget_s : float
         Wall-clock budget in seconds (0: none).
     """
 
     def __init__(self, optimizer, cfg, budget_s: float = 0.0):
         self.optimizer = optimizer
+        self.name = cfg["SOLVER.LR_SCHEDULER_NAME"]
         self.base_lr = cfg["SOLVER.BASE_LR"]
         self.steps = list(cfg["SOLVER.STEPS"])
         self.gamma = cfg["SOLVER.GAMMA"]
@@ -69,12 +80,13 @@ class WarmupStepSchedule:
         self.max_iter = cfg["SOLVER.MAX_ITER"]
         self.budget_s = float(budget_s)
         self.passed = 0
+        self.progress = 0.0
         self.last_factor = 1.0
         for g in optimizer.param_groups:
             g.setdefault("initial_lr", self.base_lr * g.get("lr_factor", 1.0))
 
     def factor(self, iteration: int, elapsed_s: float = 0.0) -> float:
-        """LR factor (warmup x GAMMA ** steps passed) at ``iteration`` after ``elapsed_s`` s."""
+        """LR factor (warmup x decay) at ``iteration`` after ``elapsed_s`` seconds."""
         w = 1.0
         if iteration < self.warmup_iters:
             if self.warmup_method == "linear":
@@ -82,11 +94,14 @@ class WarmupStepSchedule:
                 w = self.warmup_factor * (1 - a) + a
             else:
                 w = self.warmup_factor
-        passed = sum(iteration >= s for s in self.steps)
+        progress = iteration / self.max_iter
         if self.budget_s > 0:
-            frac = elapsed_s / self.budget_s
-            passed = max(passed, sum(frac >= s / self.max_iter for s in self.steps))
-        self.passed = max(self.passed, passed)  # never go back up
+            progress = max(progress, elapsed_s / self.budget_s)
+        self.progress = max(self.progress, min(progress, 1.0))  # never go back up
+        if self.name == "WarmupCosineLR":
+            return w * 0.5 * (1.0 + math.cos(math.pi * self.progress))
+        passed = sum(self.progress >= s / self.max_iter for s in self.steps)
+        self.passed = max(self.passed, passed)
         return w * self.gamma**self.passed
 
     def step(self, iteration: int, elapsed_s: float = 0.0) -> float:
@@ -98,11 +113,26 @@ class WarmupStepSchedule:
         return self.base_lr * f
 
     def state_dict(self) -> dict:
-        return {"passed": self.passed, "last_factor": self.last_factor, "steps": self.steps, "budget_s": self.budget_s}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "progress": self.progress,
+            "last_factor": self.last_factor,
+            "steps": self.steps,
+            "max_iter": self.max_iter,
+            "budget_s": self.budget_s,
+        }
 
     def load_state_dict(self, state: dict):
-        # steps may have changed (e.g. a longer continuation); only what was passed carries over
-        self.passed = int(state.get("passed", 0)) if list(state.get("steps", self.steps)) == self.steps else 0
+        # the schedule may have changed (e.g. a longer continuation); only progress made under
+        # the same schedule carries over, else it restarts from the iteration count
+        same = (
+            state.get("name", "WarmupMultiStepLR") == self.name
+            and list(state.get("steps", self.steps)) == self.steps
+            and int(state.get("max_iter", self.max_iter)) == self.max_iter
+        )
+        self.passed = int(state.get("passed", 0)) if same else 0
+        self.progress = float(state.get("progress", 0.0)) if same else 0.0
 
 
 # --------------------------------------------------------------------------- distributed
@@ -322,9 +352,9 @@ class TimeCap(HookBase):
 
 
 class LRSchedule(HookBase):
-    """Set the learning rate of each step from a :class:`WarmupStepSchedule`."""
+    """Set the learning rate of each step from a :class:`WarmupSchedule`."""
 
-    def __init__(self, schedule: WarmupStepSchedule):
+    def __init__(self, schedule: WarmupSchedule):
         self.schedule = schedule
 
     def before_train(self):
