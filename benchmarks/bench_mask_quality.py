@@ -28,8 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
     args = p.parse_args(argv)
 
-    from nanowire_utils.maskrcnn.config import TrainConfig
-    from nanowire_utils.maskrcnn.engine import load_predictor, model_input_scale, read_checkpoint
+    from nanowire_utils.maskrcnn.engine import load_predictor
     from nanowire_utils.maskrcnn.evaluate import mask_ceiling, matched_ious
 
     report = {
@@ -42,17 +41,14 @@ def main(argv=None) -> int:
         label, _, run = item.partition("=")
         if not run:
             raise SystemExit(f"expected LABEL=RUN_DIR, got {item!r}")
-        ckpt = read_checkpoint(run)
-        cfg = TrainConfig.from_dict(ckpt["config"])
-        scale = model_input_scale(cfg)
-        size = 2 * cfg["MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION"]
-        ceiling = mask_ceiling(args.data, "test", mask_size=size, input_scale=scale, max_images=args.test_images)
-        model = matched_ious(load_predictor(run), args.data, "test", max_images=args.test_images)
+        predictor = load_predictor(run)
+        ceiling = mask_ceiling(args.data, "test", max_images=args.test_images, cfg=predictor.cfg)
+        model = matched_ious(predictor, args.data, "test", max_images=args.test_images)
         report["runs"][label] = {
             "run": str(run),
-            "iteration": int(ckpt["iteration"]),
-            "input_scale": scale,
-            "mask_size": size,
+            "iteration": predictor.iteration,
+            "input_scale": ceiling["input_scale"],
+            "mask_size": ceiling["mask_size"],
             "ceiling_segm_AP": ceiling["segm"]["AP"],
             "ceiling_iou": ceiling["iou"],
             "model_mask_iou": model["mask"],

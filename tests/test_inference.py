@@ -66,6 +66,14 @@ def test_predictor_reads_engine_and_sizes(predictor, run_dir):
     assert not predictor.model.training
 
 
+def test_predictor_knows_its_checkpoint_and_iteration(predictor, run_dir, tmp_path):
+    assert predictor.source == run_dir / "model_final.pth" and predictor.iteration == 0
+    ckpt = torch.load(run_dir / "model_final.pth", weights_only=False)
+    torch.save({**ckpt, "iteration": 750}, tmp_path / "model_0000749.pth")
+    later = engine.load_predictor(tmp_path / "model_0000749.pth", device="cpu")
+    assert later.iteration == 750 and later.source == tmp_path / "model_0000749.pth"
+
+
 def test_predict_array_kinds_agree(predictor):
     img8 = _image()
     ref = predictor.predict(img8)

@@ -289,6 +289,14 @@ def test_matched_ious_and_the_mask_ceiling(toy):
     assert mask_ceiling(toy, "test", mask_size=8, input_scale=0.5)["iou"]["mean"] < fine["iou"]["mean"] - 0.01
     with pytest.raises(ValueError, match="mask_size"):
         mask_ceiling(toy, "test", mask_size=0)
+    # a model's configuration gives both: the cpu preset's 28 x 28 grid at half scale
+    cpu = TrainConfig.from_preset("cpu")
+    from_cfg = mask_ceiling(toy, "test", cfg=cpu)
+    assert (from_cfg["mask_size"], from_cfg["input_scale"]) == (28, 0.5)
+    assert from_cfg["iou"] == mask_ceiling(toy, "test", mask_size=28, input_scale=0.5)["iou"]
+    assert mask_ceiling(toy, "test", cfg=cpu.to_dict())["mask_size"] == 28
+    with pytest.raises(ValueError, match="not both"):
+        mask_ceiling(toy, "test", mask_size=8, cfg=cpu)
 
 
 @pytest.mark.slow

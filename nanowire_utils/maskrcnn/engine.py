@@ -185,11 +185,23 @@ class Predictor:
     train_size: side of the training images in pixels (default tile size).
     input_scale: factor by which every image is resized before the model sees it
     (:func:`model_input_scale`); results come back at the image's own size.
+    source: the checkpoint file the weights came from (None when built in memory).
+    iteration: the training iteration of those weights (None when unknown).
     """
 
     engine = "?"
 
-    def __init__(self, model, cfg, device="cpu", score_thresh=0.5, mask_thresh=0.5, train_size=512, source=None):
+    def __init__(
+        self,
+        model,
+        cfg,
+        device="cpu",
+        score_thresh=0.5,
+        mask_thresh=0.5,
+        train_size=512,
+        source=None,
+        iteration=None,
+    ):
         check_range("score_thresh", score_thresh, 0, 1)
         check_range("mask_thresh", mask_thresh, 0, 1, low_inclusive=False, high_inclusive=False)
         self.model = model
@@ -200,6 +212,7 @@ class Predictor:
         self.train_size = int(train_size)
         self.input_scale = model_input_scale(cfg) if cfg is not None else 1.0
         self.source = source
+        self.iteration = None if iteration is None else int(iteration)
 
     def __repr__(self):
         return (

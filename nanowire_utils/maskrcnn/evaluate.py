@@ -181,7 +181,13 @@ def table1_row(metrics: dict, cfg, n_images: int | None = None) -> dict:
 
 
 def mask_ceiling(
-    data_dir, split: str = "test", mask_size: int = 28, input_scale: float = 1.0, max_images: int = 0
+    data_dir,
+    split: str = "test",
+    mask_size: int | None = None,
+    input_scale: float | None = None,
+    max_images: int = 0,
+    *,
+    cfg=None,
 ) -> dict:
     """The segm AP a perfect mask head would reach: the reference masks passed through Mask
     R-CNN's mask representation and scored like predictions.
@@ -197,13 +203,17 @@ def mask_ceiling(
         The dataset folder (synthetic layout).
     split : str
         The split scored.
-    mask_size : int
-        Side of the predicted mask, pixels (torchvision and detectron2: 28 =
-        2 x ``ROI_MASK_HEAD.POOLER_RESOLUTION``).
-    input_scale : float
-        The model's input scale (:func:`nanowire_utils.maskrcnn.engine.model_input_scale`).
+    mask_size : int, optional
+        Side of the predicted mask, pixels (torchvision and detectron2: 2 x
+        ``ROI_MASK_HEAD.POOLER_RESOLUTION``; default 28, or the one of ``cfg``).
+    input_scale : float, optional
+        The model's input scale (:func:`nanowire_utils.maskrcnn.engine.model_input_scale`;
+        default 1, or the one of ``cfg``).
     max_images : int
         The first N images only (0: all).
+    cfg : TrainConfig or dict, optional
+        A model's training configuration (e.g. ``predictor.cfg``): its mask size and input scale
+        are used. Give either ``cfg`` or ``mask_size``/``input_scale``, not both.
 
     Returns
     -------
@@ -219,6 +229,18 @@ def mask_ceiling(
     from nanowire_utils.instances import Instances
     from nanowire_utils.real.evaluation import coco_metrics
 
+    if cfg is not None:
+        from nanowire_utils.maskrcnn.config import TrainConfig
+        from nanowire_utils.maskrcnn.engine import model_input_scale
+
+        if mask_size is not None or input_scale is not None:
+            raise ValueError("give either cfg or mask_size/input_scale, not both")
+        if not isinstance(cfg, TrainConfig):
+            cfg = TrainConfig.from_dict(dict(cfg))
+        mask_size = 2 * int(cfg["MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION"])
+        input_scale = model_input_scale(cfg)
+    mask_size = 28 if mask_size is None else mask_size
+    input_scale = 1.0 if input_scale is None else input_scale
     if mask_size < 1 or not input_scale > 0:
         raise ValueError(f"mask_size must be >= 1 and input_scale > 0, got {mask_size} and {input_scale}")
     coco, records = _split_records(data_dir, split, max_images)

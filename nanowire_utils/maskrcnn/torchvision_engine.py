@@ -492,4 +492,5 @@ def load_predictor(ckpt_path, ckpt: dict, device: str = "cpu", score_thresh=None
         mask_thresh=mask_thresh,
         train_size=train_image_size(cfg),
         source=ckpt_path,
+        iteration=ckpt.get("iteration"),
     )
