@@ -35,9 +35,9 @@ README_PHRASES = (
     "{gen_analytic_over_voxel}× the voxel path",
     "peak memory flat ({gen_peak_mib} MiB for 100 and for 1000 images)",
     "bbox AP {cpu_bbox_ap} / segm AP {cpu_segm_ap} after its {cpu_iterations} iterations ({cpu_minutes} minutes",
-    "The preset before it (no normalisation in the FPN and mask head, mask loss unweighted) reached "
+    "The preset before it (LR 0.02) reached "
     "bbox AP {cpu_v3_bbox_ap} / segm AP {cpu_v3_segm_ap} after {cpu_v3_minutes} minutes",
-    "that model trained for {cpu_long_iterations} iterations (`cpu-long`, measured before the preset changed) reached "
+    "trained for {cpu_long_iterations} iterations (`cpu-long`, measured before the preset changed) reached "
     "bbox AP {cpu_long_bbox_ap} / segm AP {cpu_long_segm_ap} after {cpu_long_minutes} minutes",
     "reached bbox AP {cpu_v2_bbox_ap} / segm AP {cpu_v2_segm_ap} after {cpu_v2_minutes} minutes",
     "bbox AP {cpu_v1_bbox_ap} / segm AP {cpu_v1_segm_ap} after {cpu_v1_minutes} minutes",
@@ -60,7 +60,7 @@ def _load(rel: str) -> dict:
 
 
 #: The benchmark run of the current ``cpu`` preset (its figures are the ``cpu_*`` ones).
-CPU_PRESET_RESULTS = "training_v3/gn_fpn_mask_w3/bench_training.json"
+CPU_PRESET_RESULTS = "training_v3/lr004/bench_training.json"
 
 #: Figure-name suffix -> the row label of the real-image scores (``bench_training.py --real``).
 REAL_ROWS = {"est": "estimated scale", "asis": "as is"}
@@ -75,7 +75,7 @@ def figures() -> dict[str, str]:
         Generation throughput (``gen_*``), the ``cpu`` preset's final synthetic test AP,
         iterations, training minutes and seconds per iteration of its training loop on the
         reference machine (``cpu_*``, from :data:`CPU_PRESET_RESULTS`), the same for the preset
-        before it (``cpu_v3_*``, ``training_v3/half_scale_gn``),
+        before it (``cpu_v3_*``, ``training_v3/gn_fpn_mask_w3``),
         the same for the ``cpu-long`` preset (``cpu_long_*``, from
         ``training_v3/cpu_long/bench_training.json``), the mean post-processed segm AP of each
         on the three real images at the estimated scale and as is (``cpu_real_est``,
@@ -104,7 +104,7 @@ def figures() -> dict[str, str]:
     v2_final = v2["curve"]["points"][-1]
     v3 = _load(CPU_PRESET_RESULTS)
     final = v3["curve"]["points"][-1]
-    before = _load("training_v3/half_scale_gn/bench_training.json")
+    before = _load("training_v3/gn_fpn_mask_w3/bench_training.json")
     before_final = before["curve"]["points"][-1]
     long = _load("training_v3/cpu_long/bench_training.json")
     long_final = long["curve"]["points"][-1]
